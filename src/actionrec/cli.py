@@ -1,0 +1,116 @@
+"""``actionrec``: the command line for people; ``stages/*.py`` call the same subcommands.
+
+    actionrec download          # fill data/raw from data.source
+    actionrec subsample         # manifest + class list
+    actionrec validate          # Great Expectations suite over the manifest
+    actionrec extract-frames    # frame store per image size
+    actionrec synthesize DIR    # write a synthetic dataset anywhere (no params needed)
+    actionrec params            # print the validated params as YAML
+    actionrec profile tiny      # `-S` arguments: dvc exp run $(actionrec profile tiny)
+
+Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from actionrec import pipeline
+
+
+def _params(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="actionrec",
+        description="Human action recognition pipeline (UCF101, CNN-RNN, DVC + MLflow). "
+                    "Normally run through `dvc repro`; each stage is also a subcommand.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("download", help="fill the raw folder from data.source",
+                       description="Download / generate / copy the dataset (data.source) into "
+                                   "the UCF101 layout. Downloads resume from --cache.")
+    _params(p)
+    p.add_argument("--out", default="data/raw", help="raw dataset folder (default: %(default)s)")
+    p.add_argument("--cache", default="data/downloads",
+                   help="kept downloads, for resuming (default: %(default)s)")
+
+    p = sub.add_parser("subsample", help="select classes and splits into a manifest",
+                       description="Top-N (or listed) classes, group-aware validation split, "
+                                   "manifest CSV and class list.")
+    _params(p)
+    p.add_argument("--raw", default="data/raw")
+    p.add_argument("--manifest", default="data/manifest.csv")
+    p.add_argument("--classes", default="data/classes.json")
+    p.add_argument("--report", default="reports/subsample.json")
+
+    p = sub.add_parser("validate", help="run the Great Expectations suite",
+                       description="Decode every clip once and validate the manifest; fails "
+                                   "with reports/validation.md on a broken expectation.")
+    _params(p)
+    p.add_argument("--raw", default="data/raw")
+    p.add_argument("--manifest", default="data/manifest.csv")
+    p.add_argument("--classes", default="data/classes.json")
+    p.add_argument("--probe", default="data/probe.csv", help="per-clip decode facts (output)")
+    p.add_argument("--report-dir", default="reports")
+
+    p = sub.add_parser("extract-frames", help="decode clips into fixed-length frame sequences",
+                       description="Sample frames.sequence_length frames per clip, crop and "
+                                   "resize to every image size the architectures need.")
+    _params(p)
+    p.add_argument("--raw", default="data/raw")
+    p.add_argument("--manifest", default="data/manifest.csv")
+    p.add_argument("--classes", default="data/classes.json")
+    p.add_argument("--probe", default="data/probe.csv")
+    p.add_argument("--out", default="data/frames")
+    p.add_argument("--report", default="reports/extract_frames.json")
+
+    p = sub.add_parser("synthesize", help="write a synthetic dataset in the UCF101 layout",
+                       description="Stick-figure action videos (see data.synthetic in "
+                                   "params.yaml) written to DIR; uses the resolved params.")
+    _params(p)
+    p.add_argument("dir", help="output folder (gets UCF-101/ and ucfTrainTestlist/)")
+
+    p = sub.add_parser("params", help="print the validated params as YAML")
+    _params(p)
+
+    p = sub.add_parser(
+        "profile", help="print the `dvc exp run` arguments of a profile",
+        description="Print `-S key=value` arguments that apply a profile of params.yaml, "
+                    "for use as `dvc exp run $(actionrec profile tiny)`.")
+    _params(p)
+    p.add_argument("name", help="profile name: a key of `profiles:` in params.yaml, or full")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``actionrec`` console script and of ``stages/*.py``."""
+    args = build_parser().parse_args(argv)
+    if args.command == "download":
+        pipeline.run_stage(pipeline.download, params=args.params, out=args.out, cache=args.cache)
+    elif args.command == "subsample":
+        pipeline.run_stage(pipeline.subsample, params=args.params, raw=args.raw,
+                           manifest=args.manifest, classes=args.classes, report=args.report)
+    elif args.command == "validate":
+        pipeline.run_stage(pipeline.validate, params=args.params, raw=args.raw,
+                           manifest=args.manifest, classes=args.classes, probe=args.probe,
+                           report_dir=args.report_dir)
+    elif args.command == "extract-frames":
+        pipeline.run_stage(pipeline.extract, params=args.params, raw=args.raw,
+                           manifest=args.manifest, classes=args.classes, probe=args.probe,
+                           out=args.out, report=args.report)
+    elif args.command == "synthesize":
+        pipeline.run_stage(pipeline.synthesize, params=args.params, out=args.dir)
+    elif args.command == "params":
+        pipeline.run_stage(pipeline.show_params, params=args.params)
+    elif args.command == "profile":
+        pipeline.run_stage(pipeline.profile_args, params=args.params, name=args.name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""``params.yaml`` -> typed, validated settings.
+
+The file is validated with pydantic; any bad value is refused with a
+:class:`~actionrec.errors.ConfigError` whose message names the key
+(``data.source``, ``frames.sequence_length``...) before a stage does any work.
+
+Profiles (``profiles:`` in params.yaml, e.g. ``tiny``) are bundles of overrides that
+are applied **by DVC** as ``-S key=value`` arguments, so that every value a stage
+uses is a real DVC parameter (precise reruns, visible in ``dvc exp show``)::
+
+    dvc exp run $(actionrec profile tiny)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from actionrec.errors import ConfigError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+#: Architectures that the pipeline knows; each has a section under ``models:``.
+ARCHITECTURES = ("lrcn", "convlstm", "inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm")
+
+
+class _Strict(BaseModel):
+    """Refuses unknown keys, so that a typo in params.yaml is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UCF101Source(_Strict):
+    """The official CRCV release: a RAR of all videos and a zip of the split lists."""
+
+    archive_url: str
+    archive_sha256: str | None = None
+    splits_url: str
+    splits_sha256: str | None = None
+
+
+class UCF101Top5Source(_Strict):
+    """The pre-made top-5 tarball of the Keras CNN-RNN video classification example."""
+
+    url: str
+    sha256: str | None = None
+
+
+class LocalSource(_Strict):
+    """An existing folder in the UCF101 layout (``UCF-101/<Class>/`` + ``ucfTrainTestlist/``)."""
+
+    root: str
+
+
+class SyntheticSource(_Strict):
+    """Procedural stick-figure videos written with OpenCV; see :mod:`actionrec.data.synthetic`."""
+
+    actions: list[str] = Field(min_length=2)
+    groups: PositiveInt = 8
+    test_groups: PositiveInt = 2
+    clips_per_group: PositiveInt = 3
+    min_frames: PositiveInt = 40
+    max_frames: PositiveInt = 60
+    width: Annotated[int, Field(ge=32, le=1920)] = 160
+    height: Annotated[int, Field(ge=32, le=1080)] = 120
+    fps: Annotated[float, Field(gt=0, le=120)] = 25.0
+    seed: NonNegInt = 0
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, actions: list[str]) -> list[str]:
+        from actionrec.data.synthetic import ACTIONS
+
+        unknown = [a for a in actions if a not in ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown action(s) {unknown}; known: {sorted(ACTIONS)}")
+        if len(set(actions)) != len(actions):
+            raise ValueError(f"actions must be distinct, got {actions}")
+        return actions
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SyntheticSource:
+        if self.test_groups >= self.groups:
+            raise ValueError(
+                f"test_groups ({self.test_groups}) must be smaller than groups ({self.groups}) "
+                "so that some groups are left for training"
+            )
+        if self.min_frames > self.max_frames:
+            raise ValueError(f"min_frames ({self.min_frames}) > max_frames ({self.max_frames})")
+        return self
+
+
+class DownloadSettings(_Strict):
+    """HTTP behaviour of the network sources."""
+
+    retries: Annotated[int, Field(ge=1, le=20)] = 4
+    timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    backoff_s: Annotated[float, Field(ge=0)] = 1.0
+    chunk_bytes: Annotated[int, Field(ge=1024)] = 1 << 20
+
+
+class DataSettings(_Strict):
+    """Where the videos come from and which of them the pipeline uses."""
+
+    source: Literal["ucf101", "ucf101_top5", "local", "synthetic"]
+    split: Literal[1, 2, 3] = 1
+    top_n: PositiveInt | None = 5
+    classes: list[str] | None = None
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    val_seed: NonNegInt = 42
+    missing_videos: Literal["fail", "drop"] = "fail"
+    max_bad_fraction: Fraction = 0.02
+    download: DownloadSettings = DownloadSettings()
+    ucf101: UCF101Source
+    ucf101_top5: UCF101Top5Source
+    local: LocalSource
+    synthetic: SyntheticSource
+
+    @model_validator(mode="after")
+    def _selection(self) -> DataSettings:
+        if self.classes is not None:
+            if len(self.classes) < 2:
+                raise ValueError("classes: give at least two classes, or null to use top_n")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"classes: must be distinct, got {self.classes}")
+        elif self.top_n is None:
+            raise ValueError("set either top_n or an explicit classes list")
+        elif self.top_n < 2:
+            raise ValueError("top_n must be at least 2 (a classifier needs two classes)")
+        if self.source == "ucf101_top5" and self.split != 1:
+            raise ValueError("source ucf101_top5 only ships split 1; set data.split: 1")
+        return self
+
+
+class ValidateSettings(_Strict):
+    """Bounds checked by the Great Expectations suite (``validate`` stage)."""
+
+    min_frames: PositiveInt = 16
+    max_frames: PositiveInt = 5000
+    min_fps: Annotated[float, Field(gt=0)] = 5.0
+    max_fps: Annotated[float, Field(gt=0)] = 60.0
+    min_width: PositiveInt = 64
+    min_height: PositiveInt = 64
+    workers: NonNegInt = 0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ValidateSettings:
+        if self.min_frames > self.max_frames:
+            raise ValueError(f"min_frames ({self.min_frames}) > max_frames ({self.max_frames})")
+        if self.min_fps > self.max_fps:
+            raise ValueError(f"min_fps ({self.min_fps}) > max_fps ({self.max_fps})")
+        return self
+
+
+class FrameSettings(_Strict):
+    """How a clip becomes a ``(T, H, W, 3)`` uint8 array (``extract_frames`` stage)."""
+
+    sequence_length: Annotated[int, Field(ge=2, le=512)] = 20
+    sampling: Literal["uniform", "first"] = "uniform"
+    short_clip: Literal["pad", "loop"] = "pad"
+    crop: Literal["center", "none"] = "center"
+    workers: NonNegInt = 0
+
+
+class ModelSettings(_Strict):
+    """Per-architecture settings read by the data stages (the input image size)."""
+
+    image_size: Annotated[int, Field(ge=32, le=1024)]
+
+
+class ModelsSettings(_Strict):
+    """Which architectures the pipeline builds, and each one's section."""
+
+    architectures: list[str] = Field(min_length=1)
+    lrcn: ModelSettings
+    convlstm: ModelSettings
+    inceptionv3_gru: ModelSettings
+    efficientnetb7_lstm: ModelSettings
+    vgg16_bilstm: ModelSettings
+
+    @field_validator("architectures")
+    @classmethod
+    def _known(cls, archs: list[str]) -> list[str]:
+        unknown = [a for a in archs if a not in ARCHITECTURES]
+        if unknown:
+            raise ValueError(f"unknown architecture(s) {unknown}; known: {list(ARCHITECTURES)}")
+        return archs
+
+    def image_sizes(self) -> list[int]:
+        """Distinct input image sizes (pixels, square) of the enabled architectures, sorted."""
+        return sorted({getattr(self, a).image_size for a in self.architectures})
+
+
+class Params(_Strict):
+    """The whole of ``params.yaml`` (less the ``profiles`` table)."""
+
+    profile: str = "full"  # informational: which profile's overrides were applied
+    seed: NonNegInt = 42
+    data: DataSettings
+    validate_: ValidateSettings = Field(alias="validate")
+    frames: FrameSettings
+    models: ModelsSettings
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in; mappings merge, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def profile_overrides(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """The dotted ``key: value`` overrides that profile ``name`` applies, validated.
+
+    ``profile`` itself is set to ``name`` so that ``dvc exp show`` shows it.
+
+    Raises:
+        ConfigError: an unknown profile, or one whose values do not validate.
+    """
+    profiles = raw.get("profiles") or {}
+    if name != "full" and name not in profiles:
+        raise ConfigError(f"unknown profile {name!r}; defined: {['full', *sorted(profiles)]}")
+    overrides = {"profile": name, **flatten(profiles.get(name) or {})}
+    merged = deep_merge(raw, {"profile": name, **(profiles.get(name) or {})})
+    parse_params(merged, source=f"params.yaml (profile {name})")
+    return overrides
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} invalid setting(s):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {msg}{got_s}")
+    lines.append("Fix the key(s) above in params.yaml (or the -S override) and run again.")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate a params mapping into :class:`Params` (the ``profiles`` table is set aside).
+
+    Raises:
+        ConfigError: a value is missing, of the wrong type, out of range or unknown.
+    """
+    raw = {k: v for k, v in raw.items() if k != "profiles"}
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def read_raw(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
+    """The params file as a plain mapping (nothing validated yet).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or is not a mapping.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run from the repository root") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate a params file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or holds an invalid value.
+    """
+    return parse_params(read_raw(path), source=str(path))

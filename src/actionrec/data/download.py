@@ -1,0 +1,211 @@
+"""HTTP download that survives a flaky network, and safe archive extraction.
+
+- :func:`download`: streams to ``<file>.part`` with a tqdm progress bar, resumes a
+  partial file with an HTTP ``Range`` request, retries transient failures with
+  exponential back-off (tenacity), checks an optional SHA-256, then renames the
+  file into place (atomic). A host that does not resolve fails at once with a
+  message naming the offline sources.
+- :func:`extract_archive`: RAR (v4 and v5), zip and tar.gz through libarchive
+  (Python binding ``libarchive-c``; system library ``libarchive13`` on Debian /
+  Ubuntu). Members are written into a fresh folder; absolute paths, ``..``
+  components and links are refused before anything leaves that folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tqdm import tqdm
+
+from actionrec.errors import ArchiveError, DownloadError
+
+OFFLINE_HINT = (
+    "Without network access use another source: `data.source: local` with "
+    "`data.local.root` pointing at an existing UCF101 folder (UCF-101/<Class>/*.avi + "
+    "ucfTrainTestlist/), or `data.source: synthetic` (generated videos, no network), e.g. "
+    "`dvc exp run -S profile=tiny`."
+)
+
+
+class _Transient(Exception):
+    """A failure worth another try; the partial file is kept for resuming."""
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in ``chunk``-byte blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_resolves(url: str, dest: Path) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DownloadError(f"not an http(s) URL: {url!r}")
+    try:
+        socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as err:
+        raise DownloadError(
+            f"cannot resolve {parts.hostname} ({err.strerror}); this machine looks offline. "
+            f"{OFFLINE_HINT} Or place the file at {dest} yourself and run again."
+        ) from None
+
+
+def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool) -> None:
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        resp = requests.get(url, headers=headers, stream=True, timeout=(timeout, timeout))
+    except (requests.ConnectionError, requests.Timeout) as err:
+        raise _Transient(f"connection failed: {err}") from err
+    with resp:
+        if resp.status_code == 416 and offset:  # our .part is longer than the file: restart
+            part.unlink()
+            raise _Transient("server refused the resume range; starting over")
+        if resp.status_code >= 500:
+            raise _Transient(f"HTTP {resp.status_code} from server")
+        if resp.status_code not in (200, 206):
+            raise DownloadError(f"HTTP {resp.status_code} for {url}; check the URL in params.yaml")
+        if resp.status_code == 200 and offset:  # server ignored Range: start again
+            offset = 0
+        length = resp.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        mode = "ab" if offset else "wb"
+        written = offset
+        try:
+            with open(part, mode) as fh, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=part.name.removesuffix(".part"), disable=not progress, leave=False,
+            ) as bar:
+                for block in resp.iter_content(chunk_size=chunk):
+                    fh.write(block)
+                    written += len(block)
+                    bar.update(len(block))
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as err:
+            raise _Transient(f"transfer cut at {written} bytes: {err}") from err
+        if total is not None and written != total:
+            raise _Transient(f"transfer ended at {written} of {total} bytes")
+
+
+def download(url: str, dest: str | Path, *, sha256: str | None = None, retries: int = 4,
+             timeout_s: float = 15.0, backoff_s: float = 1.0, chunk_bytes: int = 1 << 20,
+             progress: bool = True) -> Path:
+    """Fetch ``url`` to ``dest``, resuming ``dest.part`` if a previous run was cut.
+
+    Args:
+        url: http(s) URL.
+        dest: final path; its folder is created.
+        sha256: expected hex digest; ``None`` skips the check.
+        retries: attempts in all; waits grow ``backoff_s * 2**k`` seconds (max 30 s).
+        timeout_s: connect and read timeout per attempt, seconds.
+
+    Returns:
+        ``dest``. An existing ``dest`` (with a matching digest) is reused as is.
+
+    Raises:
+        DownloadError: offline, an HTTP error, all retries spent, or a digest mismatch
+            (the bad file is removed so that the next run downloads again).
+    """
+    dest = Path(dest)
+    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256.lower()):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    _check_resolves(url, dest)
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(retries),
+            wait=wait_exponential(multiplier=backoff_s, max=30),
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+        ):
+            with attempt:
+                _attempt(url, part, timeout_s, chunk_bytes, progress)
+    except _Transient as err:
+        kept = f"; {part.stat().st_size} bytes kept in {part} for the next run to resume" \
+            if part.exists() else ""
+        raise DownloadError(
+            f"download of {url} failed after {retries} attempt(s): {err}{kept}. {OFFLINE_HINT}"
+        ) from None
+    if sha256 is not None:
+        digest = sha256_of(part)
+        if digest != sha256.lower():
+            part.unlink()
+            raise DownloadError(
+                f"SHA-256 of {url} is {digest}, expected {sha256}; the file was removed. "
+                "Run again to re-download, or fix the checksum in params.yaml."
+            )
+    part.replace(dest)
+    return dest
+
+
+def _member_target(root: Path, name: str) -> Path:
+    clean = name.replace("\\", "/")
+    pure = PurePosixPath(clean)
+    if pure.is_absolute() or (len(clean) > 1 and clean[1] == ":") or ".." in pure.parts:
+        raise ArchiveError(f"archive member {name!r} would be written outside the target folder")
+    return root.joinpath(*[p for p in pure.parts if p not in ("", ".")])
+
+
+def extract_archive(archive: str | Path, dest: str | Path, progress: bool = True) -> Path:
+    """Extract ``archive`` (rar, zip, tar.gz, ... — whatever libarchive reads) into ``dest``.
+
+    ``dest`` is created fresh: the archive goes into ``<dest>.extracting`` first and
+    is renamed to ``dest`` only when every member was written.
+
+    Raises:
+        ArchiveError: the archive is corrupt or not an archive (the message says to
+            delete it so that it is downloaded again), or a member is an absolute
+            path, contains ``..``, or is a symbolic or hard link.
+    """
+    import libarchive  # imported here: needs the libarchive system library
+
+    archive, dest = Path(archive), Path(dest)
+    work = dest.with_name(dest.name + ".extracting")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    n = 0
+    try:
+        with libarchive.file_reader(str(archive)) as entries, tqdm(
+            desc=f"extract {archive.name}", unit=" files", disable=not progress, leave=False
+        ) as bar:
+            for entry in entries:
+                target = _member_target(work, entry.pathname)
+                if entry.issym or entry.islnk:
+                    raise ArchiveError(
+                        f"archive member {entry.pathname!r} is a link; links are refused"
+                    )
+                if entry.isdir:
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                if not entry.isreg:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as fh:
+                    for block in entry.get_blocks():
+                        fh.write(block)
+                n += 1
+                bar.update(1)
+        if n == 0:
+            raise ArchiveError(f"{archive} holds no file")
+    except libarchive.ArchiveError as err:
+        shutil.rmtree(work, ignore_errors=True)
+        raise ArchiveError(
+            f"{archive} is corrupt or not an archive ({err}). Delete it and run again "
+            "to download it anew."
+        ) from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(dest, ignore_errors=True)
+    work.replace(dest)
+    return dest

@@ -1,0 +1,138 @@
+"""The frame store: every clip decoded once into fixed-length uint8 sequences.
+
+Layout written by :func:`extract_frames` (one tree per image size that the
+configured architectures need)::
+
+    <out>/<size>/<split>/<Class>/<video>.npy   (T, size, size, 3) uint8 RGB
+    <out>/<size>/index.csv                     one row per stored clip
+
+``index.csv`` columns: ``file`` (relative to ``<out>/<size>``), ``video``,
+``class_name``, ``label``, ``split``, ``group``, ``n_frames`` (decoded frames in the
+video) and ``n_valid`` (slots of the sequence that hold a frame; the mask is
+``arange(T) < n_valid``). Each ``.npy`` can be memory-mapped (``np.load(...,
+mmap_mode="r")``), so training streams clips without holding the dataset in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from actionrec.config import FrameSettings
+from actionrec.data.video import VideoDecodeError, crop_resize, read_frames, sample_indices
+from actionrec.errors import DatasetError
+from actionrec.io import write_csv, write_json
+from actionrec.parallel import imap_progress
+
+INDEX_COLUMNS = ["file", "video", "class_name", "label", "split", "group", "n_frames", "n_valid"]
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to a temporary sibling, then rename (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class _Job:
+    row: dict[str, Any]
+    video_path: str
+    n_frames: int
+    sizes: tuple[int, ...]
+    settings: FrameSettings
+    out: str
+
+
+def _extract_one(job: _Job) -> dict[str, Any]:
+    """Decode one clip once and store a sequence per size; never raises on bad video."""
+    s, row = job.settings, job.row
+    try:
+        indices, _ = sample_indices(job.n_frames, s.sequence_length, s.sampling, s.short_clip)
+        decoded = read_frames(job.video_path, indices)
+        if not decoded:
+            raise VideoDecodeError(f"no frame could be decoded from {job.video_path}")
+    except VideoDecodeError as err:
+        return {**row, "ok": False, "error": str(err)}
+    rel = f"{row['split']}/{row['class_name']}/{row['video']}.npy"
+    for size in job.sizes:
+        clip = np.zeros((s.sequence_length, size, size, 3), np.uint8)
+        for t, frame in enumerate(decoded):
+            clip[t] = crop_resize(frame, size, s.crop)
+        save_npy(Path(job.out) / str(size) / rel, clip)
+    return {**row, "ok": True, "error": "", "file": rel, "n_valid": len(decoded)}
+
+
+def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[str],
+                   video_root: Path, sizes: list[int], settings: FrameSettings, out: Path,
+                   max_bad_fraction: float, report_path: Path,
+                   progress: bool = True) -> dict[str, Any]:
+    """Decode every manifest clip into the frame store at ``out`` (see module doc).
+
+    Args:
+        manifest: the ``subsample`` manifest (``path``, ``video``, ``class_name``,
+            ``label``, ``group``, ``split``...).
+        probed: the ``validate`` probe (``path``, ``readable``, ``n_frames``...): a
+            clip known to be unreadable is not decoded again, and the known frame
+            count lets one decoding pass pick evenly spaced frames.
+        sizes: square image sizes in pixels, one tree each.
+        max_bad_fraction: the largest share of clips that may be undecodable.
+        report_path: JSON report of the run (counts, excluded clips and why).
+
+    Returns:
+        The report dict.
+
+    Raises:
+        DatasetError: more than ``max_bad_fraction`` of the clips are bad, or a
+            class loses every clip of a split (the report is written first).
+    """
+    table = manifest.merge(probed[["path", "readable", "n_frames"]], on="path", how="left")
+    jobs, results = [], []
+    for row in table.to_dict("records"):
+        base = {k: row[k] for k in ("path", "video", "class_name", "label", "split", "group")}
+        base["n_frames"] = int(row["n_frames"]) if pd.notna(row["n_frames"]) else 0
+        if not row.get("readable", False) or base["n_frames"] < 1:
+            results.append({**base, "ok": False, "error": "unreadable in the validate probe"})
+            continue
+        jobs.append(_Job(base, str(video_root / row["path"]), base["n_frames"],
+                         tuple(sizes), settings, str(out)))
+    results += imap_progress(_extract_one, jobs, settings.workers, desc="extract frames",
+                             progress=progress)
+
+    done = pd.DataFrame([r for r in results if r["ok"]])
+    bad = [{"path": r["path"], "class_name": r["class_name"], "split": r["split"],
+            "error": r["error"]} for r in results if not r["ok"]]
+    report: dict[str, Any] = {
+        "n_clips": len(table), "n_extracted": len(done), "n_excluded": len(bad),
+        "excluded": sorted(bad, key=lambda b: b["path"]), "sizes": list(sizes),
+        "sequence_length": settings.sequence_length, "sampling": settings.sampling,
+        "short_clip": settings.short_clip, "crop": settings.crop,
+        "n_padded": int((done["n_valid"] < settings.sequence_length).sum()) if len(done) else 0,
+    }
+    write_json(report_path, report)
+    if len(table) and len(bad) / len(table) > max_bad_fraction:
+        raise DatasetError(
+            f"{len(bad)} of {len(table)} clips could not be decoded "
+            f"(> data.max_bad_fraction={max_bad_fraction}); see {report_path}"
+        )
+    for split in sorted(set(table["split"])):
+        have = set(done.loc[done["split"] == split, "class_name"]) if len(done) else set()
+        lost = [c for c in classes if c not in have and c in set(table["class_name"])]
+        if lost:
+            raise DatasetError(f"split {split!r} lost every clip of {lost}; see {report_path}")
+    index = done.sort_values(["split", "class_name", "video"])[INDEX_COLUMNS]
+    for size in sizes:
+        write_csv(out / str(size) / "index.csv", index)
+    return report

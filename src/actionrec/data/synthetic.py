@@ -1,0 +1,351 @@
+"""Procedural action videos: stick figures rendered with OpenCV, in the UCF101 layout.
+
+Every clip is a real video file (XVID ``.avi`` written by :class:`cv2.VideoWriter`)
+so that the whole pipeline — decoding included — runs on it. Output mirrors UCF101:
+
+    <root>/UCF-101/<Class>/v_<Class>_g<GG>_c<CC>.avi
+    <root>/ucfTrainTestlist/classInd.txt, trainlist0{1,2,3}.txt, testlist0{1,2,3}.txt
+
+with CRLF lines, 1-based labels in the train lists and none in the test lists.
+
+Like UCF101, clips of one group share a "source video": the actor's size, colour,
+line width, the background, its clutter, position, tempo, image noise and camera
+shake are drawn once per group and only perturbed per clip. Split ``s`` uses groups
+``(s-1)*test_groups+1 .. s*test_groups`` as test (split 1: the lowest groups, the
+official rule of g01-g07 test / g08-g25 train), the rest as train.
+
+``sit_down`` and ``stand_up`` are exact time reverses of each other (same pose
+sequence, played backwards, same distribution of timings), so any model that
+ignores frame order is at chance (50 %) on that pair.
+
+Everything is deterministic from ``seed``: a clip's random stream is
+``numpy.random.default_rng([seed, class_index, group, clip])``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from actionrec.errors import DatasetError
+from actionrec.io import write_text
+
+Pose = dict[str, float]
+
+
+def _smoothstep(x: float) -> float:
+    x = min(max(x, 0.0), 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _squat(depth: float) -> Pose:
+    """Pose at squat depth 0 (standing) .. 1 (seated): angles in radians."""
+    return {
+        "torso": math.radians(35) * depth,
+        "thigh_l": math.radians(85) * depth,
+        "thigh_r": math.radians(80) * depth,
+        "shin_l": -math.radians(15) * depth,
+        "shin_r": -math.radians(20) * depth,
+        "arm_l": math.radians(80) * depth,
+        "arm_r": math.radians(75) * depth,
+        "fore_l": math.radians(90) * depth,
+        "fore_r": math.radians(85) * depth,
+        "lift": 0.0,
+    }
+
+
+def _sit_down(p: float, t: dict[str, float]) -> Pose:
+    return _squat(_smoothstep((p - t["t0"]) / (t["t1"] - t["t0"])))
+
+
+def _stand_up(p: float, t: dict[str, float]) -> Pose:
+    return _sit_down(1.0 - p, t)
+
+
+def _wave(p: float, t: dict[str, float]) -> Pose:
+    swing = math.sin(2 * math.pi * (t["cycles"] * 1.5 * p + t["phase"]))
+    return {
+        "torso": 0.0, "thigh_l": 0.05, "thigh_r": -0.05, "shin_l": 0.05, "shin_r": -0.05,
+        "arm_l": 0.1, "fore_l": 0.15,
+        "arm_r": math.radians(150), "fore_r": math.radians(180) + 0.6 * swing,
+        "lift": 0.0,
+    }
+
+
+def _jumping_jack(p: float, t: dict[str, float]) -> Pose:
+    open_ = 0.5 - 0.5 * math.cos(2 * math.pi * (t["cycles"] * p + t["phase"]))
+    return {
+        "torso": 0.0,
+        "thigh_l": -0.45 * open_, "thigh_r": 0.45 * open_,
+        "shin_l": -0.45 * open_, "shin_r": 0.45 * open_,
+        "arm_l": -2.6 * open_ - 0.1, "arm_r": 2.6 * open_ + 0.1,
+        "fore_l": -2.8 * open_ - 0.1, "fore_r": 2.8 * open_ + 0.1,
+        "lift": 0.08 * math.sin(math.pi * open_),
+    }
+
+
+def _walk(p: float, t: dict[str, float]) -> Pose:
+    s = math.sin(2 * math.pi * (t["cycles"] * p + t["phase"]))
+    return {
+        "torso": 0.08,
+        "thigh_l": 0.45 * s, "thigh_r": -0.45 * s,
+        "shin_l": 0.45 * s - 0.35 * max(0.0, -s), "shin_r": -0.45 * s - 0.35 * max(0.0, s),
+        "arm_l": -0.4 * s, "arm_r": 0.4 * s, "fore_l": -0.2 * s + 0.3, "fore_r": 0.2 * s + 0.3,
+        "lift": 0.0,
+        "travel": p,
+    }
+
+
+def _punch(p: float, t: dict[str, float]) -> Pose:
+    c = t["cycles"] * p + t["phase"]
+    left = max(0.0, math.sin(2 * math.pi * c)) ** 2
+    right = max(0.0, -math.sin(2 * math.pi * c)) ** 2
+    return {
+        "torso": 0.1, "thigh_l": 0.25, "thigh_r": -0.2, "shin_l": 0.1, "shin_r": -0.2,
+        "arm_l": 0.9 + 0.7 * left, "fore_l": 2.2 - 0.6 * left,
+        "arm_r": 0.9 + 0.7 * right, "fore_r": 2.2 - 0.6 * right,
+        "lift": 0.0,
+    }
+
+
+def _bend(p: float, t: dict[str, float]) -> Pose:
+    b = 0.5 - 0.5 * math.cos(2 * math.pi * (t["cycles"] * 0.6 * p + t["phase"]))
+    return {
+        "torso": 1.4 * b, "thigh_l": -0.1 * b, "thigh_r": -0.12 * b, "shin_l": 0.0, "shin_r": 0.0,
+        "arm_l": 1.4 * b, "arm_r": 1.3 * b, "fore_l": 1.5 * b, "fore_r": 1.4 * b,
+        "lift": 0.0,
+    }
+
+
+#: Synthetic action name -> pose function ``(phase in [0, 1], timing) -> pose``.
+ACTIONS: dict[str, Callable[[float, dict[str, float]], Pose]] = {
+    "sit_down": _sit_down,
+    "stand_up": _stand_up,
+    "wave": _wave,
+    "jumping_jack": _jumping_jack,
+    "walk": _walk,
+    "punch": _punch,
+    "bend": _bend,
+}
+
+
+def class_name(action: str) -> str:
+    """UCF101-style CamelCase class name of an action: ``sit_down`` -> ``SitDown``."""
+    return "".join(part.capitalize() for part in action.split("_"))
+
+
+@dataclass(frozen=True)
+class GroupStyle:
+    """What one group ("source video") looks like; drawn once per (class, group)."""
+
+    scale: float  # figure height / frame height
+    thickness: int
+    figure_bgr: tuple[int, int, int]
+    background_bgr: tuple[int, int, int]
+    gradient: float
+    x_center: float  # fraction of width
+    ground: float  # fraction of height
+    facing: int  # +1 right, -1 left
+    cycles: float
+    noise_sigma: float
+    jitter_px: float
+    clutter_seed: int
+
+
+def _group_style(rng: np.random.Generator) -> GroupStyle:
+    bg = rng.integers(0, 256, size=3)
+    fig = (bg + rng.integers(90, 166, size=3)) % 256  # keep contrast with the background
+    return GroupStyle(
+        scale=float(rng.uniform(0.45, 0.75)),
+        thickness=int(rng.integers(1, 4)),
+        figure_bgr=tuple(int(v) for v in fig),
+        background_bgr=tuple(int(v) for v in bg),
+        gradient=float(rng.uniform(-60, 60)),
+        x_center=float(rng.uniform(0.3, 0.7)),
+        ground=float(rng.uniform(0.82, 0.95)),
+        facing=int(rng.choice([-1, 1])),
+        cycles=float(rng.uniform(1.5, 3.0)),
+        noise_sigma=float(rng.uniform(0.0, 8.0)),
+        jitter_px=float(rng.uniform(0.0, 2.5)),
+        clutter_seed=int(rng.integers(0, 2**31)),
+    )
+
+
+def _background(style: GroupStyle, w: int, h: int, margin: int) -> np.ndarray:
+    """Static background: a vertical gradient plus a few rectangles and circles (clutter)."""
+    H, W = h + 2 * margin, w + 2 * margin
+    ramp = np.linspace(-0.5, 0.5, H, dtype=np.float32)[:, None, None] * style.gradient
+    img = np.clip(np.array(style.background_bgr, np.float32) + ramp, 0, 255)
+    img = np.ascontiguousarray(np.broadcast_to(img, (H, W, 3)).astype(np.uint8))
+    rng = np.random.default_rng(style.clutter_seed)
+    for _ in range(int(rng.integers(2, 6))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        x0, y0 = int(rng.integers(0, W)), int(rng.integers(0, H))
+        if rng.random() < 0.5:
+            x1, y1 = x0 + int(rng.integers(5, W // 3)), y0 + int(rng.integers(5, H // 3))
+            cv2.rectangle(img, (x0, y0), (x1, y1), colour, -1)
+        else:
+            cv2.circle(img, (x0, y0), int(rng.integers(3, max(4, H // 6))), colour, -1)
+    return img
+
+
+def _draw_figure(img: np.ndarray, pose: Pose, style: GroupStyle, cx: float, ground: float,
+                 size: float) -> None:
+    """Draw the stick figure in place. Angles are from the vertical, + toward ``facing``."""
+    f = style.facing
+
+    def down(a: float, length: float) -> np.ndarray:
+        return np.array([f * math.sin(a), math.cos(a)]) * length * size
+
+    def up(a: float, length: float) -> np.ndarray:
+        return np.array([f * math.sin(a), -math.cos(a)]) * length * size
+
+    hip = np.zeros(2)
+    knees = {s: hip + down(pose[f"thigh_{s}"], 0.25) for s in "lr"}
+    feet = {s: knees[s] + down(pose[f"shin_{s}"], 0.25) for s in "lr"}
+    neck = hip + up(pose["torso"], 0.32)
+    head = neck + up(pose["torso"], 0.1)
+    elbows = {s: neck + down(pose[f"arm_{s}"], 0.17) for s in "lr"}
+    hands = {s: elbows[s] + down(pose[f"fore_{s}"], 0.16) for s in "lr"}
+    # Feet on the ground, then lifted for jumps.
+    offset = np.array([cx, ground - max(feet["l"][1], feet["r"][1]) - pose["lift"] * size])
+
+    def pt(v: np.ndarray) -> tuple[int, int]:
+        q = (v + offset) * 16  # 4 bits of sub-pixel precision for smooth motion
+        return int(round(q[0])), int(round(q[1]))
+
+    c, t = style.figure_bgr, style.thickness
+    segments = [(hip, neck)]
+    for s in "lr":
+        segments += [(hip, knees[s]), (knees[s], feet[s]), (neck, elbows[s]), (elbows[s], hands[s])]
+    for a, b in segments:
+        cv2.line(img, pt(a), pt(b), c, t, cv2.LINE_AA, shift=4)
+    cv2.circle(img, pt(head), int(0.07 * size * 16), c, t, cv2.LINE_AA, shift=4)
+
+
+def render_clip(action: str, style: GroupStyle, rng: np.random.Generator, n_frames: int,
+                width: int, height: int) -> np.ndarray:
+    """Render one clip as BGR frames.
+
+    Returns:
+        ``(n_frames, height, width, 3)`` uint8, BGR (OpenCV order).
+    """
+    margin = 8
+    bg = _background(style, width, height, margin)
+    t0 = float(rng.uniform(0.05, 0.3))
+    timing = {
+        "t0": t0,
+        "t1": float(rng.uniform(t0 + 0.4, 0.95)),
+        "cycles": style.cycles * float(rng.uniform(0.85, 1.15)),
+        "phase": float(rng.uniform(0, 1)),
+    }
+    size = style.scale * height * float(rng.uniform(0.92, 1.08))
+    cx0 = (style.x_center + float(rng.uniform(-0.05, 0.05))) * width + margin
+    ground = style.ground * height + margin
+    walk_span = 0.35 * width
+    shake = np.cumsum(rng.normal(0.0, style.jitter_px, size=(n_frames, 2)), axis=0)
+    shake = np.clip(shake - shake.mean(axis=0), -margin, margin).round().astype(int)
+    frames = np.empty((n_frames, height, width, 3), np.uint8)
+    pose_fn = ACTIONS[action]
+    for i in range(n_frames):
+        p = i / max(1, n_frames - 1)
+        pose = pose_fn(p, timing)
+        cx = cx0 + style.facing * walk_span * (pose.get("travel", 0.5) - 0.5)
+        canvas = bg.copy()
+        _draw_figure(canvas, pose, style, cx, ground, size)
+        dx, dy = shake[i]
+        frame = canvas[margin + dy: margin + dy + height, margin + dx: margin + dx + width]
+        if style.noise_sigma > 0:
+            noise = rng.normal(0.0, style.noise_sigma, size=frame.shape)
+            frame = np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        frames[i] = frame
+    return frames
+
+
+def write_video(path: Path, frames_bgr: np.ndarray, fps: float) -> None:
+    """Write ``(T, H, W, 3)`` uint8 BGR frames as an XVID ``.avi`` (atomic rename).
+
+    Raises:
+        DatasetError: OpenCV has no working XVID encoder.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    h, w = frames_bgr.shape[1:3]
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"XVID"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise DatasetError("OpenCV could not open an XVID VideoWriter; is FFmpeg support built in?")
+    try:
+        for frame in frames_bgr:
+            writer.write(frame)
+    finally:
+        writer.release()
+    os.replace(tmp, path)
+
+
+def held_out_groups(split: int, groups: int, test_groups: int) -> set[int]:
+    """1-based groups that are test in split 1, 2 or 3 (split 1 = the lowest groups)."""
+    start = ((split - 1) * test_groups) % groups
+    return {(start + k) % groups + 1 for k in range(test_groups)}
+
+
+def generate(root: Path, actions: list[str], groups: int, test_groups: int,
+             clips_per_group: int, min_frames: int, max_frames: int, width: int, height: int,
+             fps: float, seed: int, progress: bool = True) -> list[Path]:
+    """Write a synthetic dataset in the UCF101 layout under ``root``.
+
+    Args:
+        root: output folder; gets ``UCF-101/`` and ``ucfTrainTestlist/``.
+        actions: keys of :data:`ACTIONS`; class names are their CamelCase forms and
+            labels follow alphabetical order of those names, as in ``classInd.txt``.
+        groups, test_groups, clips_per_group: dataset size; groups are ``g01..gNN``.
+        min_frames, max_frames: clip length in frames, drawn per clip (inclusive).
+        width, height: frame size in pixels; fps: frames per second of the files.
+        seed: the only source of randomness.
+
+    Returns:
+        The written video paths.
+
+    Raises:
+        DatasetError: an unknown action, or test_groups >= groups.
+    """
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        raise DatasetError(f"unknown synthetic action(s) {unknown}; known: {sorted(ACTIONS)}")
+    if not 0 < test_groups < groups:
+        raise DatasetError(f"need 0 < test_groups ({test_groups}) < groups ({groups})")
+    names = sorted((class_name(a), a) for a in actions)
+    jobs = [(ci, cname, action, g, c)
+            for ci, (cname, action) in enumerate(names, start=1)
+            for g in range(1, groups + 1)
+            for c in range(1, clips_per_group + 1)]
+    paths: list[Path] = []
+    for ci, cname, action, g, c in tqdm(jobs, desc="synthetic clips", unit="clip",
+                                        disable=not progress):
+        style = _group_style(np.random.default_rng([seed, ci, g]))
+        rng = np.random.default_rng([seed, ci, g, c])
+        n = int(rng.integers(min_frames, max_frames + 1))
+        rel = f"{cname}/v_{cname}_g{g:02d}_c{c:02d}.avi"
+        write_video(root / "UCF-101" / rel, render_clip(action, style, rng, n, width, height), fps)
+        paths.append(root / "UCF-101" / rel)
+
+    lists = root / "ucfTrainTestlist"
+    write_text(lists / "classInd.txt", "".join(f"{i} {n}\r\n" for i, (n, _) in enumerate(names, 1)))
+    for split in (1, 2, 3):
+        test = held_out_groups(split, groups, test_groups)
+        train_lines, test_lines = [], []
+        for ci, cname, _action, g, c in jobs:
+            rel = f"{cname}/v_{cname}_g{g:02d}_c{c:02d}.avi"
+            if g in test:
+                test_lines.append(f"{rel}\r\n")
+            else:
+                train_lines.append(f"{rel} {ci}\r\n")
+        write_text(lists / f"trainlist0{split}.txt", "".join(train_lines))
+        write_text(lists / f"testlist0{split}.txt", "".join(test_lines))
+    return paths

@@ -1,0 +1,32 @@
+"""Exceptions that carry a message meant for a person, not a traceback.
+
+Every error the pipeline raises on purpose derives from :class:`ActionrecError`;
+the stage runner and the CLI print its message and exit with status 1 instead of
+showing a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ActionrecError(Exception):
+    """Base class: an error whose message says what was wrong and how to fix it."""
+
+
+class ConfigError(ActionrecError):
+    """A value in ``params.yaml`` (or a ``-S`` override) is refused before any work starts."""
+
+
+class DownloadError(ActionrecError):
+    """A network source could not be fetched (offline, HTTP error, checksum mismatch)."""
+
+
+class ArchiveError(ActionrecError):
+    """An archive is corrupt, of an unknown format, or holds a member that escapes its folder."""
+
+
+class DatasetError(ActionrecError):
+    """The dataset on disk does not match what the split lists or params promise."""
+
+
+class ValidationFailed(ActionrecError):
+    """The Great Expectations suite failed; the message points at the saved report."""

@@ -1,0 +1,130 @@
+"""The pipeline's stages as functions: what ``stages/*.py`` and ``actionrec <stage>`` call.
+
+Each function reads ``params.yaml`` (validated before any work),
+does its stage's work through :mod:`actionrec.data`, and writes its outputs
+atomically. Paths are arguments so that ``dvc.yaml`` stays the one place that
+names them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from actionrec.config import load_params
+from actionrec.data.sources import LIST_DIR, VIDEO_DIR, prepare_raw
+from actionrec.errors import ActionrecError, ValidationFailed
+from actionrec.io import write_csv, write_json
+
+
+def download(params: str, out: str, cache: str) -> Path:
+    """Stage ``download``: fill ``out`` with the raw UCF101 layout of ``data.source``."""
+    cfg = load_params(params)
+    return prepare_raw(cfg.data, out, cache)
+
+
+def subsample(params: str, raw: str, manifest: str, classes: str, report: str) -> pd.DataFrame:
+    """Stage ``subsample``: pick classes and splits; write the manifest CSV and class list."""
+    from actionrec.data.splits import build_manifest
+
+    cfg = load_params(params).data
+    table, chosen, missing = build_manifest(
+        Path(raw) / LIST_DIR, Path(raw) / VIDEO_DIR, cfg.split, cfg.top_n, cfg.classes,
+        cfg.val_fraction, cfg.val_seed, cfg.missing_videos,
+    )
+    write_csv(manifest, table)
+    write_json(classes, chosen)
+    counts = table.groupby(["class_name", "split"]).size().unstack(fill_value=0)
+    write_json(report, {
+        "split": cfg.split, "classes": chosen, "n_clips": len(table),
+        "clips": {c: {k: int(v) for k, v in row.items()} for c, row in counts.iterrows()},
+        "missing_videos_dropped": missing,
+    })
+    print(f"subsample: {len(chosen)} classes, {len(table)} clips "
+          f"({', '.join(f'{s} {n}' for s, n in table['split'].value_counts().items())})")
+    return table
+
+
+def validate(params: str, raw: str, manifest: str, classes: str, probe: str,
+             report_dir: str) -> None:
+    """Stage ``validate``: probe every clip and run the Great Expectations suite.
+
+    Raises:
+        ValidationFailed: an expectation failed; ``<report_dir>/validation.md`` says which.
+    """
+    from actionrec.data.validation import validate_dataset
+
+    cfg = load_params(params)
+    passed, md = validate_dataset(
+        pd.read_csv(manifest), json.loads(Path(classes).read_text()), Path(raw) / VIDEO_DIR,
+        cfg.validate_, cfg.data.max_bad_fraction, Path(report_dir), Path(probe),
+    )
+    if not passed:
+        raise ValidationFailed(f"data validation failed; read {md} for the failing checks and rows")
+    print(f"validate: all expectations met; report in {md}")
+
+
+def extract(params: str, raw: str, manifest: str, classes: str, probe: str, out: str,
+            report: str) -> dict[str, Any]:
+    """Stage ``extract_frames``: one frame store per image size the architectures need."""
+    from actionrec.data.frames import extract_frames
+
+    cfg = load_params(params)
+    result = extract_frames(
+        pd.read_csv(manifest), pd.read_csv(probe), json.loads(Path(classes).read_text()),
+        Path(raw) / VIDEO_DIR, cfg.models.image_sizes(), cfg.frames, Path(out),
+        cfg.data.max_bad_fraction, Path(report),
+    )
+    print(f"extract_frames: {result['n_extracted']} clips stored at sizes {result['sizes']}, "
+          f"{result['n_excluded']} excluded (see {report})")
+    return result
+
+
+def synthesize(params: str, out: str) -> Path:
+    """Write the synthetic dataset of ``data.synthetic`` to ``out`` (outside the pipeline)."""
+    from actionrec.data.sources import fetch_synthetic
+
+    cfg = load_params(params)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fetch_synthetic(cfg.data, Path(out), Path(out))
+    return Path(out)
+
+
+def show_params(params: str) -> None:
+    """Print the validated params as YAML."""
+    import yaml
+
+    cfg = load_params(params)
+    print(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False), end="")
+
+
+def profile_args(params: str, name: str) -> list[str]:
+    """``-S key=value`` arguments of ``dvc exp run`` that apply profile ``name``.
+
+    Values are JSON (a subset of YAML, which DVC parses) without spaces, so that
+    ``dvc exp run $(actionrec profile tiny)`` survives shell word splitting.
+    """
+    from actionrec.config import profile_overrides, read_raw
+
+    args = []
+    for key, value in profile_overrides(read_raw(params), name).items():
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        if any(ch.isspace() for ch in text):
+            raise ActionrecError(f"profile {name}: {key} holds whitespace; cannot pass it as -S")
+        args += ["-S", f"{key}={text}"]
+    print(" ".join(args))
+    return args
+
+
+def run_stage(fn: Callable[..., Any], **kwargs: Any) -> None:
+    """Run a stage function; a known error prints its message and exits with status 1."""
+    try:
+        fn(**kwargs)
+    except ActionrecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,11 @@
+"""DVC stage `download` (see dvc.yaml): `python stages/download.py --help` lists the options.
+
+The work lives in actionrec.pipeline; this file only forwards to `actionrec download`.
+"""
+
+import sys
+
+from actionrec.cli import main
+
+if __name__ == "__main__":
+    main(["download", *sys.argv[1:]])

@@ -1,0 +1,11 @@
+"""DVC stage `subsample` (see dvc.yaml): `python stages/subsample.py --help` lists the options.
+
+The work lives in actionrec.pipeline; this file only forwards to `actionrec subsample`.
+"""
+
+import sys
+
+from actionrec.cli import main
+
+if __name__ == "__main__":
+    main(["subsample", *sys.argv[1:]])
