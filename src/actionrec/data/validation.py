@@ -66,6 +66,7 @@ class CheckResult:
 
     table: str
     expectation: str
+    description: str
     kwargs: dict[str, Any]
     success: bool
     unexpected_count: int
@@ -76,40 +77,53 @@ def build_suite(table: pd.DataFrame, classes: list[str], settings: ValidateSetti
                 max_bad_fraction: float) -> dict[str, list[Any]]:
     """Expectations per table: ``{"clips": [...], "groups": [...]}`` (GX Expectation objects).
 
-    ``table`` is the manifest joined with the probe (used only to know which splits exist).
+    ``table`` is the manifest joined with the probe (used only to know which splits
+    exist). Each expectation carries a ``description`` that the report shows.
     """
     import great_expectations.expectations as gxe
 
-    readable = 'readable==True'
+    def when(condition: str) -> dict[str, str]:
+        return {"row_condition": condition, "condition_parser": "pandas"}
+
+    ok = when("readable==True")
+    s = settings
     clips: list[Any] = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(table.columns), exact_match=True),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c)
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=list(table.columns), exact_match=True,
+            description="manifest + probe columns are exactly the expected ones"),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c, description=f"no empty {c}")
           for c in ("path", "video", "class_name", "label", "group", "clip", "split")],
-        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(len(classes)))),
-        gxe.ExpectColumnValuesToBeInSet(column="class_name", value_set=list(classes)),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
-        gxe.ExpectColumnValuesToBeUnique(column="path"),
-        gxe.ExpectColumnValuesToBeUnique(column="video"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="label", value_set=list(range(len(classes))),
+            description=f"label in 0..{len(classes) - 1}"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="class_name", value_set=list(classes), description="class in the class list"),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="split", value_set=list(SPLITS), description="split is train, val or test"),
+        gxe.ExpectColumnValuesToBeUnique(column="path", description="no path listed twice"),
+        gxe.ExpectColumnValuesToBeUnique(column="video", description="no video listed twice"),
         *[gxe.ExpectColumnDistinctValuesToContainSet(
-            column="class_name", value_set=list(classes),
-            row_condition=f'split=="{s}"', condition_parser="pandas")
-          for s in SPLITS if (table["split"] == s).any()],
-        gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True],
-                                        mostly=max(1e-9, 1.0 - max_bad_fraction)),
+            column="class_name", value_set=list(classes), **when(f'split=="{sp}"'),
+            description=f"every class has clips in {sp}")
+          for sp in SPLITS if (table["split"] == sp).any()],
+        gxe.ExpectColumnValuesToBeInSet(
+            column="readable", value_set=[True], mostly=max(1e-9, 1.0 - max_bad_fraction),
+            description=f"videos decode (at most {max_bad_fraction:.0%} may not)"),
         gxe.ExpectColumnValuesToBeBetween(
-            column="n_frames", min_value=settings.min_frames, max_value=settings.max_frames,
-            row_condition=readable, condition_parser="pandas"),
+            column="n_frames", min_value=s.min_frames, max_value=s.max_frames, **ok,
+            description=f"{s.min_frames} <= decoded frames <= {s.max_frames}"),
         gxe.ExpectColumnValuesToBeBetween(
-            column="fps", min_value=settings.min_fps, max_value=settings.max_fps,
-            row_condition=readable, condition_parser="pandas"),
+            column="fps", min_value=s.min_fps, max_value=s.max_fps, **ok,
+            description=f"{s.min_fps} <= fps <= {s.max_fps}"),
         gxe.ExpectColumnValuesToBeBetween(
-            column="width", min_value=settings.min_width,
-            row_condition=readable, condition_parser="pandas"),
+            column="width", min_value=s.min_width, **ok, description=f"width >= {s.min_width} px"),
         gxe.ExpectColumnValuesToBeBetween(
-            column="height", min_value=settings.min_height,
-            row_condition=readable, condition_parser="pandas"),
+            column="height", min_value=s.min_height, **ok,
+            description=f"height >= {s.min_height} px"),
     ]
-    groups = [gxe.ExpectColumnValuesToBeBetween(column="n_splits", min_value=1, max_value=1)]
+    groups = [gxe.ExpectColumnValuesToBeBetween(
+        column="n_splits", min_value=1, max_value=1,
+        description="no group (class, gGG) has clips in two splits")]
     return {"clips": clips, "groups": groups}
 
 
@@ -127,8 +141,11 @@ def run_suite(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]],
     """Validate each table with its expectations in an ephemeral GX context."""
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("actionrec")
     results: list[CheckResult] = []
     for name, frame in tables.items():
@@ -152,7 +169,8 @@ def run_suite(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]],
                 unexpected = [json.loads(json.dumps(res["details"], default=str))]
             kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
             results.append(CheckResult(
-                table=name, expectation=cfg.type, kwargs=json.loads(json.dumps(kwargs, default=str)),
+                table=name, expectation=cfg.type, description=cfg.description or "",
+                kwargs=json.loads(json.dumps(kwargs, default=str)),
                 success=bool(r.success),
                 unexpected_count=int(res.get("unexpected_count") or (0 if r.success else 1)),
                 unexpected=[json.loads(json.dumps(u, default=str)) for u in unexpected[:20]],
@@ -169,15 +187,16 @@ def render_report(results: list[CheckResult], n_clips: int, bad: pd.DataFrame) -
         f"**{'FAILED' if failed else 'PASSED'}**: {len(results) - len(failed)} of {len(results)} "
         f"expectations met over {n_clips} clips.",
         "",
-        "| table | expectation | arguments | result | unexpected |",
-        "|---|---|---|---|---|",
+        "| table | check | expectation | column | result | unexpected rows |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
-        args = ", ".join(f"{k}={v}" for k, v in r.kwargs.items() if k not in ("column_set",))
-        lines.append(f"| {r.table} | `{r.expectation}` | {args} | "
-                     f"{'ok' if r.success else '**FAIL**'} | {r.unexpected_count} |")
+        lines.append(f"| {r.table} | {r.description} | `{r.expectation}` | "
+                     f"{r.kwargs.get('column', '')} | {'ok' if r.success else '**FAIL**'} | "
+                     f"{r.unexpected_count} |")
     for r in failed:
-        lines += ["", f"## FAIL `{r.expectation}` on {r.table}", "", f"Arguments: `{r.kwargs}`",
+        lines += ["", f"## FAIL: {r.description}", "", f"`{r.expectation}` on table "
+                  f"`{r.table}`, arguments `{r.kwargs}`",
                   "", "Rows (first 20):", ""]
         lines += [f"- `{u}`" for u in r.unexpected] or ["- (no row detail)"]
     if len(bad):

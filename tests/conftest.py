@@ -1,0 +1,156 @@
+"""Shared fixtures: the reference data beside the repo, synthetic videos, a local HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (or ``$ACTIONREC_SHARED_DIR``); the test is skipped when it is absent."""
+    path = Path(os.environ.get("ACTIONREC_SHARED_DIR", REPO.parent / "shared")).resolve()
+    if not (path / "ucf101_sample" / "UCF-101").is_dir():
+        pytest.skip(f"reference data not found at {path} (set ACTIONREC_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_dir(shared_dir: Path) -> Path:
+    """The 15 real UCF101 clips (UCF101 layout, sample split lists)."""
+    return shared_dir / "ucf101_sample"
+
+
+@pytest.fixture(scope="session")
+def official_lists(shared_dir: Path) -> Path:
+    """The official split files (classInd.txt, trainlist0N.txt, testlist0N.txt)."""
+    return shared_dir / "ucf101" / "ucfTrainTestlist"
+
+
+@pytest.fixture(scope="session")
+def repo_params() -> dict:
+    """The repository's params.yaml as a plain mapping."""
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+SMALL_SYNTH = dict(actions=["sit_down", "stand_up", "wave"], groups=4, test_groups=1,
+                   clips_per_group=2, min_frames=20, max_frames=28, width=80, height=64,
+                   fps=25.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset (real XVID .avi files) in the UCF101 layout; read-only use."""
+    from actionrec.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(root, progress=False, **SMALL_SYNTH)
+    return root
+
+
+@pytest.fixture
+def synth_copy(synth_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of :func:`synth_dir` that a test may damage."""
+    dst = tmp_path / "synth"
+    shutil.copytree(synth_dir, dst)
+    return dst
+
+
+@dataclass
+class FileServer:
+    """A real HTTP server on 127.0.0.1 that serves ``files`` with Range support.
+
+    ``cut_after[name] = n`` makes the next response for ``name`` send ``n`` bytes and
+    then drop the connection (once). Every request's Range header is recorded.
+    """
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    cut_after: dict[str, int] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    port: int = 0
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    state = FileServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            name = self.path.lstrip("/")
+            rng = self.headers.get("Range")
+            state.requests.append((name, rng))
+            if name not in state.files:
+                self.send_error(404)
+                return
+            data = state.files[name]
+            start = 0
+            if rng:
+                m = re.fullmatch(r"bytes=(\d+)-", rng)
+                start = int(m.group(1))
+                if start >= len(data):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            else:
+                self.send_response(200)
+            body = data[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            cut = state.cut_after.pop(name, None)
+            if cut is not None:
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_cmd(args: list[str], cwd: Path, check: bool = True,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's environment (its bin/ first on PATH)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "actionrec-tests")
+    env.setdefault("GIT_AUTHOR_EMAIL", "tests@actionrec.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "actionrec-tests")
+    env.setdefault("GIT_COMMITTER_EMAIL", "tests@actionrec.invalid")
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\n"
+            f"stderr:\n{proc.stderr[-4000:]}"
+        )
+    return proc

@@ -1,0 +1,146 @@
+"""Synthetic videos are real, UCF101-shaped and deterministic; OpenCV decoding of real clips."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from actionrec.data.splits import read_split
+from actionrec.data.synthetic import ACTIONS, generate, held_out_groups
+from actionrec.data.video import (
+    VideoDecodeError,
+    crop_resize,
+    load_clip,
+    probe,
+    sample_indices,
+)
+from tests.conftest import SMALL_SYNTH
+
+
+def test_layout_and_list_format(synth_dir):
+    lists = synth_dir / "ucfTrainTestlist"
+    assert (lists / "classInd.txt").read_bytes() == b"1 SitDown\r\n2 StandUp\r\n3 Wave\r\n"
+    train = (lists / "trainlist01.txt").read_bytes().decode()
+    test = (lists / "testlist01.txt").read_bytes().decode()
+    assert train.endswith("\r\n") and "SitDown/v_SitDown_g02_c01.avi 1\r\n" in train
+    assert "Wave/v_Wave_g01_c02.avi\r\n" in test and " " not in test  # no labels
+    classes, entries = read_split(lists, 1)
+    assert {e.group for e in entries if e.split == "test"} == {1}  # low groups are test
+    assert len(list((synth_dir / "UCF-101").rglob("*.avi"))) == 3 * 4 * 2
+    _, split2 = read_split(lists, 2)
+    assert {e.group for e in split2 if e.split == "test"} == {2}
+
+
+def test_files_are_real_video_decoded_by_opencv(synth_dir):
+    path = synth_dir / "UCF-101" / "Wave" / "v_Wave_g02_c01.avi"
+    info = probe(path)
+    assert SMALL_SYNTH["min_frames"] <= info.n_frames <= SMALL_SYNTH["max_frames"]
+    assert (info.width, info.height, info.fps) == (80, 64, 25.0)
+    cap = cv2.VideoCapture(str(path))
+    tag = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    assert tag in {"XVID", "FMP4"}  # MPEG-4 Part 2, the codec of the UCF101 .avi files
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (64, 80, 3) and frame.std() > 5  # not a blank frame
+
+
+def test_generation_is_deterministic(tmp_path, synth_dir):
+    params = {**SMALL_SYNTH, "actions": ["wave", "sit_down"], "groups": 2, "clips_per_group": 1}
+    generate(tmp_path / "a", progress=False, **params)
+    generate(tmp_path / "b", progress=False, **params)
+    for f in (tmp_path / "a" / "UCF-101").rglob("*.avi"):
+        other = tmp_path / "b" / f.relative_to(tmp_path / "a")
+        a, _ = load_clip(f, 8, 32)
+        b, _ = load_clip(other, 8, 32)
+        assert np.array_equal(a, b)
+    changed = {**params, "seed": params["seed"] + 1}
+    generate(tmp_path / "c", progress=False, **changed)
+    f = next((tmp_path / "a" / "UCF-101" / "Wave").glob("*.avi"))
+    a, _ = load_clip(f, 8, 32)
+    c, _ = load_clip(tmp_path / "c" / f.relative_to(tmp_path / "a"), 8, 32)
+    assert not np.array_equal(a, c)
+
+
+def test_sit_down_is_stand_up_played_backwards():
+    timing = {"t0": 0.2, "t1": 0.8, "cycles": 2.0, "phase": 0.1}
+    for p in np.linspace(0, 1, 11):
+        assert ACTIONS["sit_down"](p, timing) == ACTIONS["stand_up"](1 - p, timing)
+    start, end = ACTIONS["sit_down"](0.0, timing), ACTIONS["sit_down"](1.0, timing)
+    assert start["thigh_l"] == 0 and end["thigh_l"] > 1.0  # standing -> seated
+
+
+def test_held_out_groups_rotate_over_splits():
+    assert held_out_groups(1, 25, 7) == set(range(1, 8))
+    assert held_out_groups(2, 25, 7) == set(range(8, 15))
+    assert held_out_groups(3, 6, 2) == {5, 6}
+
+
+@pytest.mark.parametrize(
+    ("n", "t", "mode", "policy", "expected", "valid"),
+    [
+        (100, 5, "uniform", "pad", [10, 30, 50, 70, 90], 5),
+        (100, 5, "first", "pad", [0, 1, 2, 3, 4], 5),
+        (3, 5, "uniform", "pad", [0, 1, 2], 3),
+        (3, 5, "uniform", "loop", [0, 1, 2, 0, 1], 5),
+        (5, 5, "uniform", "pad", [0, 1, 2, 3, 4], 5),
+    ],
+)
+def test_sample_indices(n, t, mode, policy, expected, valid):
+    idx, n_valid = sample_indices(n, t, mode, policy)
+    assert idx.tolist() == expected and n_valid == valid
+
+
+def test_uniform_sampling_spans_the_whole_clip():
+    for n in range(20, 400, 37):
+        idx, _ = sample_indices(n, 20)
+        assert idx[0] < n / 20 and idx[-1] >= n - n / 20 - 1
+        assert np.all(np.diff(idx) > 0)
+
+
+def test_crop_resize_is_rgb_and_centred():
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[:, :40] = (255, 0, 0)  # blue band (BGR) on the left edge, outside the centre square
+    frame[100:140, 140:180] = (0, 0, 255)  # red square in the middle
+    out = crop_resize(frame, 24)
+    assert out.shape == (24, 24, 3) and out.dtype == np.uint8
+    assert out[12, 12].tolist() == [255, 0, 0]  # red, now in RGB order
+    assert out[:, 0, 2].max() == 0  # the blue band was cropped away
+    squashed = crop_resize(frame, 24, crop="none")
+    assert squashed[12, 0, 2] > 200
+
+
+def test_real_sample_clips_decode_and_mp4_counts_come_from_decoding(sample_dir):
+    clips = sorted((sample_dir / "UCF-101").rglob("v_*"))
+    assert {p.suffix for p in clips} == {".avi", ".mp4"}
+    header_wrong = 0
+    for path in clips:
+        info = probe(path)
+        cap = cv2.VideoCapture(str(path))
+        header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        header_wrong += header != info.n_frames
+        assert info.n_frames >= 29 and info.fps > 20
+        frames, n_valid = load_clip(path, 20, 64)
+        assert frames.shape == (20, 64, 64, 3) and frames.dtype == np.uint8 and n_valid == 20
+        assert frames.std() > 10
+    assert header_wrong >= 1, "expected at least one clip whose header frame count is wrong"
+
+
+def test_short_clip_is_padded_with_a_mask(synth_dir):
+    path = synth_dir / "UCF-101" / "Wave" / "v_Wave_g02_c01.avi"
+    n = probe(path).n_frames
+    frames, n_valid = load_clip(path, n + 6, 16)
+    assert n_valid == n and not frames[n:].any() and frames[:n].any()
+    looped, n_valid = load_clip(path, n + 6, 16, short_clip="loop")
+    assert n_valid == n + 6 and np.array_equal(looped[n], looped[0])
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video\n" * 100])
+def test_bad_files_raise_a_decode_error(tmp_path, content):
+    path = tmp_path / "bad.avi"
+    path.write_bytes(content)
+    with pytest.raises(VideoDecodeError):
+        probe(path)
+    with pytest.raises(VideoDecodeError, match="no such file"):
+        probe(tmp_path / "missing.avi")
