@@ -1,4 +1,4 @@
-"""DVC stage `download` (see dvc.yaml): `python stages/download.py --help` lists the options.
+"""DVC stage `download` (see dvc.yaml); `--help` lists its options.
 
 The work lives in actionrec.pipeline; this file only forwards to `actionrec download`.
 """

@@ -1,4 +1,4 @@
-"""DVC stage `extract_frames` (see dvc.yaml): `python stages/extract_frames.py --help` lists the options.
+"""DVC stage `extract_frames` (see dvc.yaml); `--help` lists its options.
 
 The work lives in actionrec.pipeline; this file only forwards to `actionrec extract-frames`.
 """

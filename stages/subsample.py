@@ -1,4 +1,4 @@
-"""DVC stage `subsample` (see dvc.yaml): `python stages/subsample.py --help` lists the options.
+"""DVC stage `subsample` (see dvc.yaml); `--help` lists its options.
 
 The work lives in actionrec.pipeline; this file only forwards to `actionrec subsample`.
 """

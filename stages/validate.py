@@ -1,4 +1,4 @@
-"""DVC stage `validate` (see dvc.yaml): `python stages/validate.py --help` lists the options.
+"""DVC stage `validate` (see dvc.yaml); `--help` lists its options.
 
 The work lives in actionrec.pipeline; this file only forwards to `actionrec validate`.
 """

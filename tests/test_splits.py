@@ -114,7 +114,8 @@ def test_missing_videos_fail_or_drop(synth_copy):
     victim = next((synth_copy / "UCF-101" / "Wave").glob("*g03_c01.avi"))
     victim.unlink()
     lists, videos = synth_copy / "ucfTrainTestlist", synth_copy / "UCF-101"
-    with pytest.raises(DatasetError, match=r"(?s)1 listed video\(s\) not found.*missing_videos: drop"):
+    msg = r"(?s)1 listed video\(s\) not found.*missing_videos: drop"
+    with pytest.raises(DatasetError, match=msg):
         build_manifest(lists, videos, 1, 3, None, 0.3, 0, missing="fail")
     manifest, _, missing = build_manifest(lists, videos, 1, 3, None, 0.3, 0, missing="drop")
     assert missing == [f"Wave/{victim.name}"]

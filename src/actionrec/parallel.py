@@ -26,6 +26,13 @@ def resolve_workers(workers: int) -> int:
     return available_cores() if workers <= 0 else workers
 
 
+def _one_thread_per_worker() -> None:
+    """Pool initializer: OpenCV's own threads would oversubscribe the cores the pool uses."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str,
                   unit: str = "clip", progress: bool = True) -> Iterator[R]:
     """Yield ``fn(item)`` for every item, in completion order, on ``workers`` processes.
@@ -43,7 +50,8 @@ def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: 
                 yield fn(item)
                 bar.update(1)
             return
-        with mp.get_context("fork").Pool(n, maxtasksperchild=200) as pool:
+        with mp.get_context("fork").Pool(n, initializer=_one_thread_per_worker,
+                                         maxtasksperchild=200) as pool:
             for result in pool.imap_unordered(fn, items, chunksize=1):
                 yield result
                 bar.update(1)

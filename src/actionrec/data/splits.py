@@ -262,6 +262,7 @@ def build_manifest(
             raise DatasetError(f"split {split_name!r} has no clip of class(es) {lost}")
     order = {"train": 0, "val": 1, "test": 2}
     manifest = manifest.sort_values(
-        ["split", "class_name", "group", "clip"], key=lambda s: s.map(order) if s.name == "split" else s
+        ["split", "class_name", "group", "clip"],
+        key=lambda col: col.map(order) if col.name == "split" else col,
     ).reset_index(drop=True)
     return manifest, chosen, missing_paths

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from actionrec.errors import DatasetError
 from actionrec.io import write_text
+from actionrec.parallel import imap_progress
 
 Pose = dict[str, float]
 
@@ -263,8 +263,8 @@ def render_clip(action: str, style: GroupStyle, rng: np.random.Generator, n_fram
         dx, dy = shake[i]
         frame = canvas[margin + dy: margin + dy + height, margin + dx: margin + dx + width]
         if style.noise_sigma > 0:
-            noise = rng.normal(0.0, style.noise_sigma, size=frame.shape)
-            frame = np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+            noise = rng.standard_normal(frame.shape, dtype=np.float32) * style.noise_sigma
+            frame = np.clip(frame + noise, 0, 255).astype(np.uint8)
         frames[i] = frame
     return frames
 
@@ -295,9 +295,39 @@ def held_out_groups(split: int, groups: int, test_groups: int) -> set[int]:
     return {(start + k) % groups + 1 for k in range(test_groups)}
 
 
+@dataclass(frozen=True)
+class _ClipJob:
+    class_index: int
+    class_name: str
+    action: str
+    group: int
+    clip: int
+    min_frames: int
+    max_frames: int
+    width: int
+    height: int
+    fps: float
+    seed: int
+    video_root: str
+
+    @property
+    def rel(self) -> str:
+        c = self.class_name
+        return f"{c}/v_{c}_g{self.group:02d}_c{self.clip:02d}.avi"
+
+
+def _write_clip(job: _ClipJob) -> Path:
+    style = _group_style(np.random.default_rng([job.seed, job.class_index, job.group]))
+    rng = np.random.default_rng([job.seed, job.class_index, job.group, job.clip])
+    n = int(rng.integers(job.min_frames, job.max_frames + 1))
+    path = Path(job.video_root) / job.rel
+    write_video(path, render_clip(job.action, style, rng, n, job.width, job.height), job.fps)
+    return path
+
+
 def generate(root: Path, actions: list[str], groups: int, test_groups: int,
              clips_per_group: int, min_frames: int, max_frames: int, width: int, height: int,
-             fps: float, seed: int, progress: bool = True) -> list[Path]:
+             fps: float, seed: int, progress: bool = True, workers: int = 0) -> list[Path]:
     """Write a synthetic dataset in the UCF101 layout under ``root``.
 
     Args:
@@ -307,7 +337,8 @@ def generate(root: Path, actions: list[str], groups: int, test_groups: int,
         groups, test_groups, clips_per_group: dataset size; groups are ``g01..gNN``.
         min_frames, max_frames: clip length in frames, drawn per clip (inclusive).
         width, height: frame size in pixels; fps: frames per second of the files.
-        seed: the only source of randomness.
+        seed: the only source of randomness (results do not depend on ``workers``).
+        workers: processes rendering clips; 0 = all cores.
 
     Returns:
         The written video paths.
@@ -321,31 +352,24 @@ def generate(root: Path, actions: list[str], groups: int, test_groups: int,
     if not 0 < test_groups < groups:
         raise DatasetError(f"need 0 < test_groups ({test_groups}) < groups ({groups})")
     names = sorted((class_name(a), a) for a in actions)
-    jobs = [(ci, cname, action, g, c)
+    jobs = [_ClipJob(ci, cname, action, g, c, min_frames, max_frames, width, height, fps, seed,
+                     str(root / "UCF-101"))
             for ci, (cname, action) in enumerate(names, start=1)
             for g in range(1, groups + 1)
             for c in range(1, clips_per_group + 1)]
-    paths: list[Path] = []
-    for ci, cname, action, g, c in tqdm(jobs, desc="synthetic clips", unit="clip",
-                                        disable=not progress):
-        style = _group_style(np.random.default_rng([seed, ci, g]))
-        rng = np.random.default_rng([seed, ci, g, c])
-        n = int(rng.integers(min_frames, max_frames + 1))
-        rel = f"{cname}/v_{cname}_g{g:02d}_c{c:02d}.avi"
-        write_video(root / "UCF-101" / rel, render_clip(action, style, rng, n, width, height), fps)
-        paths.append(root / "UCF-101" / rel)
+    paths = sorted(imap_progress(_write_clip, jobs, workers, desc="synthetic clips",
+                                 progress=progress))
 
     lists = root / "ucfTrainTestlist"
     write_text(lists / "classInd.txt", "".join(f"{i} {n}\r\n" for i, (n, _) in enumerate(names, 1)))
     for split in (1, 2, 3):
         test = held_out_groups(split, groups, test_groups)
         train_lines, test_lines = [], []
-        for ci, cname, _action, g, c in jobs:
-            rel = f"{cname}/v_{cname}_g{g:02d}_c{c:02d}.avi"
-            if g in test:
-                test_lines.append(f"{rel}\r\n")
+        for job in jobs:
+            if job.group in test:
+                test_lines.append(f"{job.rel}\r\n")
             else:
-                train_lines.append(f"{rel} {ci}\r\n")
+                train_lines.append(f"{job.rel} {job.class_index}\r\n")
         write_text(lists / f"trainlist0{split}.txt", "".join(train_lines))
         write_text(lists / f"testlist0{split}.txt", "".join(test_lines))
     return paths

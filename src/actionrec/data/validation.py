@@ -81,11 +81,12 @@ def build_suite(table: pd.DataFrame, classes: list[str], settings: ValidateSetti
     exist). Each expectation carries a ``description`` that the report shows.
     """
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
-    def when(condition: str) -> dict[str, str]:
-        return {"row_condition": condition, "condition_parser": "pandas"}
+    def when(column: str, value: Any) -> dict[str, Any]:
+        return {"row_condition": Column(column) == value}
 
-    ok = when("readable==True")
+    ok = when("readable", True)
     s = settings
     clips: list[Any] = [
         gxe.ExpectTableColumnsToMatchSet(
@@ -103,7 +104,7 @@ def build_suite(table: pd.DataFrame, classes: list[str], settings: ValidateSetti
         gxe.ExpectColumnValuesToBeUnique(column="path", description="no path listed twice"),
         gxe.ExpectColumnValuesToBeUnique(column="video", description="no video listed twice"),
         *[gxe.ExpectColumnDistinctValuesToContainSet(
-            column="class_name", value_set=list(classes), **when(f'split=="{sp}"'),
+            column="class_name", value_set=list(classes), **when("split", sp),
             description=f"every class has clips in {sp}")
           for sp in SPLITS if (table["split"] == sp).any()],
         gxe.ExpectColumnValuesToBeInSet(
@@ -130,7 +131,8 @@ def build_suite(table: pd.DataFrame, classes: list[str], settings: ValidateSetti
 def group_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (class, group): in how many splits and which ones its clips are."""
     g = table.groupby(["class_name", "group"])["split"]
-    out = pd.DataFrame({"n_splits": g.nunique(), "splits": g.agg(lambda s: ",".join(sorted(set(s))))})
+    out = pd.DataFrame({"n_splits": g.nunique(),
+                        "splits": g.agg(lambda s: ",".join(sorted(set(s))))})
     out = out.reset_index()
     out["key"] = out["class_name"] + "/g" + out["group"].astype(int).map("{:02d}".format)
     return out
@@ -140,7 +142,6 @@ def run_suite(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]],
               index_column: dict[str, str]) -> list[CheckResult]:
     """Validate each table with its expectations in an ephemeral GX context."""
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)

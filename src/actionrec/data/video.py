@@ -114,8 +114,10 @@ def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center") -> np.nd
     """Square RGB frame of ``size`` x ``size`` from a BGR frame.
 
     ``crop="center"`` takes the largest centred square first (keeps aspect ratio);
-    ``"none"`` squashes the whole frame. Resizing uses ``INTER_AREA`` (the OpenCV
-    recommendation for shrinking), ``INTER_LINEAR`` when enlarging.
+    ``"none"`` squashes the whole frame. Shrinking by ``k >= 2`` first averages
+    ``k x k`` pixel blocks (``INTER_AREA`` at an integer factor: anti-aliased and
+    about 4x faster than ``INTER_AREA`` at the exact, fractional factor), then
+    ``INTER_LINEAR`` covers the remaining factor below 2 (also used to enlarge).
 
     Returns:
         ``(size, size, 3)`` uint8 RGB.
@@ -125,8 +127,11 @@ def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center") -> np.nd
         s = min(h, w)
         y0, x0 = (h - s) // 2, (w - s) // 2
         frame_bgr = frame_bgr[y0:y0 + s, x0:x0 + s]
-    interp = cv2.INTER_AREA if min(frame_bgr.shape[:2]) >= size else cv2.INTER_LINEAR
-    out = cv2.resize(frame_bgr, (size, size), interpolation=interp)
+        h = w = s
+    k = min(h, w) // size
+    if k >= 2:
+        frame_bgr = cv2.resize(frame_bgr, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    out = cv2.resize(frame_bgr, (size, size), interpolation=cv2.INTER_LINEAR)
     return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
 
 
