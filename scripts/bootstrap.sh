@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what actionrec needs on a fresh Debian/Ubuntu machine (idempotent, fast when done):
+#   - libarchive13: the C library behind libarchive-c, which extracts UCF101.rar / zip / tar.gz
+#   - .venv with the pinned Python dependencies and actionrec itself (editable)
+# Used by `make` (README) and by .ci/run. Re-installs Python packages when pyproject.toml changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if ! "$PYTHON" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("archive") is None)'; then
+  echo "bootstrap: installing libarchive13 (system library for RAR/zip/tar extraction)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq libarchive13 >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+stamp="$VENV/.actionrec-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing pinned dependencies into $VENV (a few minutes the first time)"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+  touch "$stamp"
+fi
