@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from actionrec.data.frames import read_clip
 from tests.conftest import REPO, run_cmd
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def test_tiny_profile_runs_end_to_end_and_reruns_only_what_changed(repo):
     for size in (32, 75):
         index = pd.read_csv(repo / "data" / "frames" / str(size) / "index.csv")
         assert len(index) == len(manifest)
-        clip = np.load(repo / "data" / "frames" / str(size) / index["file"].iloc[0])
+        clip = read_clip(repo / "data" / "frames" / str(size), index["file"].iloc[0])
         assert clip.shape == (8, size, size, 3) and clip.dtype == np.uint8
 
     again = run_cmd(["dvc", "repro"], cwd=repo)

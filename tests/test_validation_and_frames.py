@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from actionrec.config import FrameSettings, ValidateSettings
-from actionrec.data.frames import extract_frames
+from actionrec.data.frames import extract_frames, read_clip
 from actionrec.data.splits import build_manifest
 from actionrec.data.validation import probe_videos, validate_dataset
 from actionrec.errors import DatasetError
@@ -98,6 +98,22 @@ def test_extract_frames_store(synth_copy, tmp_path):
     src = manifest.set_index("video").loc[row["video"], "path"]
     expected, _ = load_clip(synth_copy / "UCF-101" / src, 6, 16)
     assert np.array_equal(np.load(out / "16" / row["file"]), expected)
+
+
+def test_sizes_above_the_native_crop_are_stored_native_and_enlarged_on_read(synth_dir, tmp_path):
+    manifest, classes = _manifest(synth_dir)
+    probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
+    report = extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [32, 150], FRAMES,
+                            tmp_path / "frames", 0.0, tmp_path / "extract.json", progress=False)
+    assert report["stored_sizes"] == {"32": 32, "150": 64}  # the clips are 80x64
+    meta = json.loads((tmp_path / "frames" / "150" / "meta.json").read_text())
+    assert meta["size"] == 150 and meta["stored_size"] == 64
+    file = pd.read_csv(tmp_path / "frames" / "150" / "index.csv")["file"].iloc[0]
+    assert np.load(tmp_path / "frames" / "150" / file).shape == (6, 64, 64, 3)
+    big = read_clip(tmp_path / "frames" / "150", file)
+    assert big.shape == (6, 150, 150, 3) and big.dtype == np.uint8
+    small = read_clip(tmp_path / "frames" / "32", file)
+    assert np.array_equal(small, np.load(tmp_path / "frames" / "32" / file))
 
 
 def test_extract_fails_when_too_many_clips_are_bad(synth_copy, tmp_path):

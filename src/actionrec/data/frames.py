@@ -3,18 +3,27 @@
 Layout written by :func:`extract_frames` (one tree per image size that the
 configured architectures need)::
 
-    <out>/<size>/<split>/<Class>/<video>.npy   (T, size, size, 3) uint8 RGB
+    <out>/<size>/<split>/<Class>/<video>.npy   (T, s, s, 3) uint8 RGB, s = stored size
     <out>/<size>/index.csv                     one row per stored clip
+
+    <out>/<size>/meta.json                     requested and stored size, T, sampling
 
 ``index.csv`` columns: ``file`` (relative to ``<out>/<size>``), ``video``,
 ``class_name``, ``label``, ``split``, ``group``, ``n_frames`` (decoded frames in the
 video) and ``n_valid`` (slots of the sequence that hold a frame; the mask is
 ``arange(T) < n_valid``). Each ``.npy`` can be memory-mapped (``np.load(...,
 mmap_mode="r")``), so training streams clips without holding the dataset in memory.
+
+Pixels are never stored upsampled: a size larger than the videos' native crop
+(EfficientNetB7's 600 px against UCF101's 240 px) is stored at the native side
+(``stored_size`` in ``meta.json``) and enlarged on read by :func:`read_clip`. Storing
+the upsampled frames would write 6x the bytes for no information, and make the
+stage I/O bound (3-4x a bare decode instead of ~1.1x; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -46,12 +55,36 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         raise
 
 
+def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None) -> np.ndarray:
+    """One stored sequence at its requested size.
+
+    Args:
+        store: ``<out>/<size>`` (holds ``meta.json`` and ``index.csv``).
+        file: the ``file`` column of ``index.csv``.
+        meta: ``meta.json``'s content, if already read (saves a file read per clip).
+
+    Returns:
+        ``(T, size, size, 3)`` uint8 RGB; enlarged with ``INTER_LINEAR`` when the
+        store holds smaller frames.
+    """
+    import cv2
+
+    store = Path(store)
+    if meta is None:
+        meta = json.loads((store / "meta.json").read_text())
+    clip = np.load(store / file)
+    size = meta["size"]
+    if clip.shape[1] == size:
+        return clip
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in clip])
+
+
 @dataclass(frozen=True)
 class _Job:
     row: dict[str, Any]
     video_path: str
     n_frames: int
-    sizes: tuple[int, ...]
+    sizes: tuple[tuple[int, int], ...]  # (requested, stored)
     settings: FrameSettings
     out: str
 
@@ -67,10 +100,10 @@ def _extract_one(job: _Job) -> dict[str, Any]:
     except VideoDecodeError as err:
         return {**row, "ok": False, "error": str(err)}
     rel = f"{row['split']}/{row['class_name']}/{row['video']}.npy"
-    for size in job.sizes:
-        clip = np.zeros((s.sequence_length, size, size, 3), np.uint8)
+    for size, stored in job.sizes:
+        clip = np.zeros((s.sequence_length, stored, stored, 3), np.uint8)
         for t, frame in enumerate(decoded):
-            clip[t] = crop_resize(frame, size, s.crop)
+            clip[t] = crop_resize(frame, stored, s.crop)
         save_npy(Path(job.out) / str(size) / rel, clip)
     return {**row, "ok": True, "error": "", "file": rel, "n_valid": len(decoded)}
 
@@ -84,9 +117,10 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
     Args:
         manifest: the ``subsample`` manifest (``path``, ``video``, ``class_name``,
             ``label``, ``group``, ``split``...).
-        probed: the ``validate`` probe (``path``, ``readable``, ``n_frames``...): a
-            clip known to be unreadable is not decoded again, and the known frame
-            count lets one decoding pass pick evenly spaced frames.
+        probed: the ``validate`` probe (``path``, ``readable``, ``n_frames``, ``width``,
+            ``height``): a clip known to be unreadable is not decoded again, the known
+            frame count lets one decoding pass pick evenly spaced frames, and the
+            smallest frame side caps the stored size.
         sizes: square image sizes in pixels, one tree each.
         max_bad_fraction: the largest share of clips that may be undecodable.
         report_path: JSON report of the run (counts, excluded clips and why).
@@ -98,7 +132,11 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
         DatasetError: more than ``max_bad_fraction`` of the clips are bad, or a
             class loses every clip of a split (the report is written first).
     """
-    table = manifest.merge(probed[["path", "readable", "n_frames"]], on="path", how="left")
+    table = manifest.merge(probed[["path", "readable", "n_frames", "width", "height"]],
+                           on="path", how="left")
+    readable = table[table["readable"].fillna(False).astype(bool)]
+    native = int(np.minimum(readable["width"], readable["height"]).min()) if len(readable) else 0
+    stored = tuple((size, min(size, native) if native > 0 else size) for size in sizes)
     jobs, results = [], []
     for row in table.to_dict("records"):
         base = {k: row[k] for k in ("path", "video", "class_name", "label", "split", "group")}
@@ -106,8 +144,8 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
         if not row.get("readable", False) or base["n_frames"] < 1:
             results.append({**base, "ok": False, "error": "unreadable in the validate probe"})
             continue
-        jobs.append(_Job(base, str(video_root / row["path"]), base["n_frames"],
-                         tuple(sizes), settings, str(out)))
+        jobs.append(_Job(base, str(video_root / row["path"]), base["n_frames"], stored,
+                         settings, str(out)))
     results += imap_progress(_extract_one, jobs, settings.workers, desc="extract frames",
                              progress=progress)
 
@@ -117,6 +155,7 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
     report: dict[str, Any] = {
         "n_clips": len(table), "n_extracted": len(done), "n_excluded": len(bad),
         "excluded": sorted(bad, key=lambda b: b["path"]), "sizes": list(sizes),
+        "stored_sizes": {str(size): st for size, st in stored},
         "sequence_length": settings.sequence_length, "sampling": settings.sampling,
         "short_clip": settings.short_clip, "crop": settings.crop,
         "n_padded": int((done["n_valid"] < settings.sequence_length).sum()) if len(done) else 0,
@@ -133,6 +172,11 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
         if lost:
             raise DatasetError(f"split {split!r} lost every clip of {lost}; see {report_path}")
     index = done.sort_values(["split", "class_name", "video"])[INDEX_COLUMNS]
-    for size in sizes:
+    for size, st in stored:
         write_csv(out / str(size) / "index.csv", index)
+        write_json(out / str(size) / "meta.json", {
+            "size": size, "stored_size": st, "sequence_length": settings.sequence_length,
+            "sampling": settings.sampling, "short_clip": settings.short_clip,
+            "crop": settings.crop, "dtype": "uint8", "layout": "THWC", "color": "RGB",
+        })
     return report
