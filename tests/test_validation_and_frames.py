@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from actionrec.config import FrameSettings, ValidateSettings
-from actionrec.data.frames import extract_frames, read_clip
+from actionrec.data.frames import extract_frames, plan_stores, read_clip
 from actionrec.data.splits import build_manifest
 from actionrec.data.validation import probe_videos, validate_dataset
 from actionrec.errors import DatasetError
@@ -103,17 +103,30 @@ def test_extract_frames_store(synth_copy, tmp_path):
 def test_sizes_above_the_native_crop_are_stored_native_and_enlarged_on_read(synth_dir, tmp_path):
     manifest, classes = _manifest(synth_dir)
     probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
-    report = extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [32, 150], FRAMES,
-                            tmp_path / "frames", 0.0, tmp_path / "extract.json", progress=False)
-    assert report["stored_sizes"] == {"32": 32, "150": 64}  # the clips are 80x64
-    meta = json.loads((tmp_path / "frames" / "150" / "meta.json").read_text())
-    assert meta["size"] == 150 and meta["stored_size"] == 64
-    file = pd.read_csv(tmp_path / "frames" / "150" / "index.csv")["file"].iloc[0]
-    assert np.load(tmp_path / "frames" / "150" / file).shape == (6, 64, 64, 3)
-    big = read_clip(tmp_path / "frames" / "150", file)
+    out = tmp_path / "frames"
+    report = extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [60, 150], FRAMES,
+                            out, 0.0, tmp_path / "extract.json", progress=False)
+    # The clips are 80x64: 150 px is served by the 60 px tree, nothing upsampled is written.
+    assert report["stores"] == {"60": {"files_in": "60", "stored_size": 60},
+                                "150": {"files_in": "60", "stored_size": 60}}
+    assert not list((out / "150").rglob("*.npy"))
+    file = pd.read_csv(out / "150" / "index.csv")["file"].iloc[0]
+    big = read_clip(out / "150", file)
     assert big.shape == (6, 150, 150, 3) and big.dtype == np.uint8
-    small = read_clip(tmp_path / "frames" / "32", file)
-    assert np.array_equal(small, np.load(tmp_path / "frames" / "32" / file))
+    assert np.array_equal(read_clip(out / "60", file), np.load(out / "60" / file))
+    # Alone, a size above the native crop gets a tree stored at the native side.
+    report = extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [150], FRAMES,
+                            tmp_path / "f2", 0.0, tmp_path / "extract.json", progress=False)
+    assert report["stores"] == {"150": {"files_in": "150", "stored_size": 64}}
+    assert np.load(tmp_path / "f2" / "150" / file).shape == (6, 64, 64, 3)
+    assert read_clip(tmp_path / "f2" / "150", file).shape == (6, 150, 150, 3)
+
+
+def test_plan_stores():
+    assert plan_stores([64, 224, 600], 240) == {64: (64, 64), 224: (224, 224), 600: (224, 224)}
+    assert plan_stores([64, 600], 240) == {64: (64, 64), 600: (600, 240)}  # 64 px is too coarse
+    assert plan_stores([600], 240) == {600: (600, 240)}
+    assert plan_stores([64, 600], 0) == {64: (64, 64), 600: (600, 600)}
 
 
 def test_extract_fails_when_too_many_clips_are_bad(synth_copy, tmp_path):

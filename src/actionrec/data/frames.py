@@ -14,11 +14,13 @@ video) and ``n_valid`` (slots of the sequence that hold a frame; the mask is
 ``arange(T) < n_valid``). Each ``.npy`` can be memory-mapped (``np.load(...,
 mmap_mode="r")``), so training streams clips without holding the dataset in memory.
 
-Pixels are never stored upsampled: a size larger than the videos' native crop
-(EfficientNetB7's 600 px against UCF101's 240 px) is stored at the native side
-(``stored_size`` in ``meta.json``) and enlarged on read by :func:`read_clip`. Storing
-the upsampled frames would write 6x the bytes for no information, and make the
-stage I/O bound (3-4x a bare decode instead of ~1.1x; docs/benchmarks.md).
+Pixels are never stored upsampled. A size larger than the videos' native crop
+(EfficientNetB7's 600 px against UCF101's 240 px) gets no frames of its own: its
+``meta.json`` names the tree that serves it (``files_in``: the largest requested size
+that fits the native crop, e.g. 224; else a tree stored at the native side) and
+:func:`read_clip` enlarges on read. Storing upsampled frames would write 6x the
+bytes for no information and make the stage I/O bound (3-4x a bare decode
+instead of ~1.1x; see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -72,11 +74,39 @@ def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None) 
     store = Path(store)
     if meta is None:
         meta = json.loads((store / "meta.json").read_text())
-    clip = np.load(store / file)
+    clip = np.load(store.parent / meta["files_in"] / file)
     size = meta["size"]
     if clip.shape[1] == size:
         return clip
     return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in clip])
+
+
+def plan_stores(sizes: list[int], native: int,
+                min_ratio: float = 0.9) -> dict[int, tuple[int, int]]:
+    """Which tree holds the frames of each requested size, and at what side.
+
+    Args:
+        sizes: requested square sizes, pixels.
+        native: smallest short side of the dataset's videos, pixels (0 if unknown).
+
+    Returns:
+        ``{size: (files_in, stored_size)}``. A size that fits ``native`` is stored as
+        is (``(size, size)``). A larger one is served by the largest requested size
+        that fits, when that keeps at least ``min_ratio`` of the native side
+        (``(224, 224)`` for 600 px when 224 is requested and the videos are 240 px:
+        93 %), else by a tree of its own at the native side (``(size, native)``).
+    """
+    fitting = [s for s in sizes if native <= 0 or s <= native]
+    best = max(fitting, default=0)
+    plan = {}
+    for size in sizes:
+        if size in fitting:
+            plan[size] = (size, size)
+        elif best >= min_ratio * native:
+            plan[size] = (best, best)
+        else:
+            plan[size] = (size, native)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -84,7 +114,7 @@ class _Job:
     row: dict[str, Any]
     video_path: str
     n_frames: int
-    sizes: tuple[tuple[int, int], ...]  # (requested, stored)
+    sizes: tuple[tuple[int, int], ...]  # (tree, stored side)
     settings: FrameSettings
     out: str
 
@@ -100,11 +130,12 @@ def _extract_one(job: _Job) -> dict[str, Any]:
     except VideoDecodeError as err:
         return {**row, "ok": False, "error": str(err)}
     rel = f"{row['split']}/{row['class_name']}/{row['video']}.npy"
-    for size, stored in job.sizes:
-        clip = np.zeros((s.sequence_length, stored, stored, 3), np.uint8)
+    for tree, stored in job.sizes:
+        clip = np.empty((s.sequence_length, stored, stored, 3), np.uint8)
+        clip[len(decoded):] = 0
         for t, frame in enumerate(decoded):
-            clip[t] = crop_resize(frame, stored, s.crop)
-        save_npy(Path(job.out) / str(size) / rel, clip)
+            crop_resize(frame, stored, s.crop, out=clip[t])
+        save_npy(Path(job.out) / str(tree) / rel, clip)
     return {**row, "ok": True, "error": "", "file": rel, "n_valid": len(decoded)}
 
 
@@ -136,7 +167,8 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
                            on="path", how="left")
     readable = table[table["readable"].fillna(False).astype(bool)]
     native = int(np.minimum(readable["width"], readable["height"]).min()) if len(readable) else 0
-    stored = tuple((size, min(size, native) if native > 0 else size) for size in sizes)
+    plan = plan_stores(sizes, native)
+    stored = tuple(sorted({(files_in, st) for files_in, st in plan.values()}))
     jobs, results = [], []
     for row in table.to_dict("records"):
         base = {k: row[k] for k in ("path", "video", "class_name", "label", "split", "group")}
@@ -155,7 +187,8 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
     report: dict[str, Any] = {
         "n_clips": len(table), "n_extracted": len(done), "n_excluded": len(bad),
         "excluded": sorted(bad, key=lambda b: b["path"]), "sizes": list(sizes),
-        "stored_sizes": {str(size): st for size, st in stored},
+        "stores": {str(size): {"files_in": str(f), "stored_size": st}
+                   for size, (f, st) in plan.items()},
         "sequence_length": settings.sequence_length, "sampling": settings.sampling,
         "short_clip": settings.short_clip, "crop": settings.crop,
         "n_padded": int((done["n_valid"] < settings.sequence_length).sum()) if len(done) else 0,
@@ -172,10 +205,11 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
         if lost:
             raise DatasetError(f"split {split!r} lost every clip of {lost}; see {report_path}")
     index = done.sort_values(["split", "class_name", "video"])[INDEX_COLUMNS]
-    for size, st in stored:
+    for size, (files_in, st) in plan.items():
         write_csv(out / str(size) / "index.csv", index)
         write_json(out / str(size) / "meta.json", {
-            "size": size, "stored_size": st, "sequence_length": settings.sequence_length,
+            "size": size, "files_in": str(files_in), "stored_size": st,
+            "sequence_length": settings.sequence_length,
             "sampling": settings.sampling, "short_clip": settings.short_clip,
             "crop": settings.crop, "dtype": "uint8", "layout": "THWC", "color": "RGB",
         })

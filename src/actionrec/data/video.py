@@ -110,7 +110,8 @@ def sample_indices(n_frames: int, length: int, mode: str = "uniform",
     return np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64), length
 
 
-def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center") -> np.ndarray:
+def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center",
+                out: np.ndarray | None = None) -> np.ndarray:
     """Square RGB frame of ``size`` x ``size`` from a BGR frame.
 
     ``crop="center"`` takes the largest centred square first (keeps aspect ratio);
@@ -119,8 +120,12 @@ def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center") -> np.nd
     about 4x faster than ``INTER_AREA`` at the exact, fractional factor), then
     ``INTER_LINEAR`` covers the remaining factor below 2 (also used to enlarge).
 
+    Args:
+        out: optional ``(size, size, 3)`` uint8 C-contiguous array to write into
+            (saves a copy when filling a sequence).
+
     Returns:
-        ``(size, size, 3)`` uint8 RGB.
+        ``(size, size, 3)`` uint8 RGB (``out`` when given).
     """
     h, w = frame_bgr.shape[:2]
     if crop == "center":
@@ -131,8 +136,12 @@ def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center") -> np.nd
     k = min(h, w) // size
     if k >= 2:
         frame_bgr = cv2.resize(frame_bgr, (w // k, h // k), interpolation=cv2.INTER_AREA)
-    out = cv2.resize(frame_bgr, (size, size), interpolation=cv2.INTER_LINEAR)
-    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    if frame_bgr.shape[:2] != (size, size):
+        frame_bgr = cv2.resize(frame_bgr, (size, size), interpolation=cv2.INTER_LINEAR)
+    if out is None:
+        return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+    cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB, dst=out)
+    return out
 
 
 def read_frames(path: str | Path, indices: np.ndarray) -> list[np.ndarray]:
