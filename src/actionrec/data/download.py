@@ -29,7 +29,7 @@ OFFLINE_HINT = (
     "Without network access use another source: `data.source: local` with "
     "`data.local.root` pointing at an existing UCF101 folder (UCF-101/<Class>/*.avi + "
     "ucfTrainTestlist/), or `data.source: synthetic` (generated videos, no network), e.g. "
-    "`dvc exp run -S profile=tiny`."
+    "`dvc exp run $(actionrec profile tiny)` (or `make demo`)."
 )
 
 
