@@ -22,6 +22,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from actionrec.errors import ConfigError
+from actionrec.models.settings import (
+    ArchSettings,
+    ConvLSTMSettings,
+    EfficientNetB7LSTMSettings,
+    InceptionV3GRUSettings,
+    LRCNSettings,
+    VGG16BiLSTMSettings,
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -169,21 +177,22 @@ class FrameSettings(_Strict):
     workers: NonNegInt = 0
 
 
-class ModelSettings(_Strict):
-    """Per-architecture settings read by the data stages (the input image size)."""
-
-    image_size: Annotated[int, Field(ge=32, le=1024)]
-
-
 class ModelsSettings(_Strict):
-    """Which architectures the pipeline builds, and each one's section."""
+    """Which architectures the pipeline builds, and each one's section.
+
+    The section classes live beside the architectures (:mod:`actionrec.models.settings`).
+    """
 
     architectures: list[str] = Field(min_length=1)
-    lrcn: ModelSettings
-    convlstm: ModelSettings
-    inceptionv3_gru: ModelSettings
-    efficientnetb7_lstm: ModelSettings
-    vgg16_bilstm: ModelSettings
+    lrcn: LRCNSettings
+    convlstm: ConvLSTMSettings
+    inceptionv3_gru: InceptionV3GRUSettings
+    efficientnetb7_lstm: EfficientNetB7LSTMSettings
+    vgg16_bilstm: VGG16BiLSTMSettings
+
+    def get(self, name: str) -> ArchSettings:
+        """The section of architecture ``name``."""
+        return getattr(self, name)
 
     @field_validator("architectures")
     @classmethod

@@ -1,0 +1,43 @@
+"""LRCN: a per-frame CNN (TimeDistributed) feeding an LSTM, trained from scratch.
+
+Design: Donahue et al., "Long-term Recurrent Convolutional Networks for Visual
+Recognition and Description", CVPR 2015; sizes from the project's reference design
+(Conv2D 16/32/64, 3x3, same, ReLU, each with MaxPooling2D and BatchNormalization;
+LSTM 128; Dropout 0.5; L2; softmax; input 20 x 64 x 64 x 3).
+"""
+
+from __future__ import annotations
+
+from actionrec.models import Architecture, register
+from actionrec.models.settings import LRCNSettings
+
+
+def build(s: LRCNSettings, num_classes: int, sequence_length: int):
+    """``(N, T, S, S, 3)`` uint8 RGB -> ``(N, C)`` softmax; pixels are scaled to [0, 1] inside."""
+    import keras
+    from keras import layers
+
+    reg = keras.regularizers.L2(s.l2) if s.l2 else None
+    size = s.image_size
+    frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
+    x = layers.TimeDistributed(layers.Rescaling(1 / 255.0), name="rescale")(frames)
+    for i, f in enumerate(s.filters, start=1):
+        x = layers.TimeDistributed(
+            layers.Conv2D(f, s.kernel_size, padding="same", activation="relu",
+                          kernel_regularizer=reg), name=f"conv{i}")(x)
+        x = layers.TimeDistributed(layers.MaxPooling2D(s.pool_size, padding="same"),
+                                   name=f"pool{i}")(x)
+        x = layers.TimeDistributed(layers.BatchNormalization(), name=f"bn{i}")(x)
+    x = layers.TimeDistributed(layers.Flatten(), name="flatten")(x)
+    x = layers.LSTM(s.lstm_units, activation="tanh", recurrent_activation="sigmoid",
+                    name="lstm")(x)
+    x = layers.Dropout(s.dropout, name="dropout")(x)
+    out = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg,
+                       name="probabilities")(x)
+    return keras.Model(frames, out, name="lrcn")
+
+
+ARCH = register(Architecture(
+    name="lrcn", settings=LRCNSettings, build=build,
+    design="TimeDistributed Conv2D 16/32/64 + MaxPool + BN, LSTM 128, Dropout 0.5, L2",
+))

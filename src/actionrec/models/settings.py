@@ -1,0 +1,112 @@
+"""Typed settings of the architectures (``models.<arch>`` in params.yaml); no Keras import.
+
+Every architecture's section has the :class:`ArchSettings` fields (input size,
+optimiser and schedule); each architecture file subclasses it with the knobs of its
+own design. Defaults follow the reference designs named in each file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ArchSettings(BaseModel):
+    """What every architecture section holds.
+
+    Optimiser: Adam (Kingma & Ba, 2015) with ``learning_rate``, ``beta_1``, ``beta_2``;
+    ReduceLROnPlateau on ``val_loss`` (factor, patience 3 by default, as in the
+    reference designs); EarlyStopping on ``val_loss`` with best weights restored.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_size: Annotated[int, Field(ge=32, le=1024)]
+    batch_size: PositiveInt = 8
+    epochs: PositiveInt = 50
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-3
+    beta_1: Rate = 0.9
+    beta_2: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.999
+    reduce_lr_patience: PositiveInt = 3
+    reduce_lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    min_learning_rate: Annotated[float, Field(ge=0)] = 1e-6
+    early_stopping_patience: PositiveInt = 10
+
+
+class BackboneSettings(ArchSettings):
+    """An ImageNet backbone (frozen; features cached once) and a recurrent head.
+
+    ``weights``: ``imagenet`` (Keras' download, cached in ``~/.keras/models``), a
+    path to a local ``.h5`` / ``.weights.h5`` file, or ``null`` for random weights
+    (tests and the tiny profile). ``fine_tune_layers > 0`` unfreezes that many of
+    the backbone's top layers and trains end to end on frames (slow on CPU).
+    """
+
+    weights: str | None = "imagenet"
+    fine_tune_layers: Annotated[int, Field(ge=0)] = 0
+    fine_tune_learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-5
+    feature_batch_size: PositiveInt = 32
+    units: list[PositiveInt] = Field(default=[16, 8], min_length=1)
+    bidirectional: bool = False
+    layer_norm: bool = False
+    dropout: Rate = 0.4
+    dense_units: Annotated[int, Field(ge=0)] = 8
+    dense_dropout: Rate = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str | None) -> str | None:
+        if v is not None and v != "imagenet" and not v.endswith(".h5"):
+            raise ValueError("weights must be 'imagenet', null, or a path to a .h5 file")
+        return v
+
+
+class LRCNSettings(ArchSettings):
+    """LRCN (Donahue et al., CVPR 2015), from scratch: per-frame CNN + LSTM."""
+
+    filters: list[PositiveInt] = Field(default=[16, 32, 64], min_length=1)
+    kernel_size: PositiveInt = 3
+    pool_size: PositiveInt = 2
+    lstm_units: PositiveInt = 128
+    dropout: Rate = 0.5
+    l2: Annotated[float, Field(ge=0)] = 1e-4
+
+
+class ConvLSTMSettings(ArchSettings):
+    """ConvLSTM (Shi et al., NeurIPS 2015) stack, from scratch."""
+
+    filters: list[PositiveInt] = Field(default=[4, 8, 14, 16], min_length=1)
+    kernel_size: PositiveInt = 3
+    recurrent_dropout: Rate = 0.2
+    dropout: Rate = 0.2
+    l2: Annotated[float, Field(ge=0)] = 1e-4
+
+
+class InceptionV3GRUSettings(BackboneSettings):
+    """InceptionV3 + GRU 16 -> GRU 8 (the Keras CNN-RNN video classification example)."""
+
+    cell: Literal["gru"] = "gru"
+
+
+class EfficientNetB7LSTMSettings(BackboneSettings):
+    """EfficientNetB7 + LSTM 16 -> LSTM 8."""
+
+    cell: Literal["lstm"] = "lstm"
+
+
+class VGG16BiLSTMSettings(BackboneSettings):
+    """VGG16 + LayerNorm + BiLSTM 128 + Dense 128 (L2 0.01)."""
+
+    cell: Literal["lstm"] = "lstm"
+    units: list[PositiveInt] = Field(default=[128], min_length=1)
+    bidirectional: bool = True
+    layer_norm: bool = True
+    dropout: Rate = 0.5
+    dense_units: Annotated[int, Field(ge=0)] = 128
+    dense_dropout: Rate = 0.5
+    l2: Annotated[float, Field(ge=0)] = 0.01
