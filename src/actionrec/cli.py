@@ -4,6 +4,10 @@
     actionrec subsample         # manifest + class list
     actionrec validate          # Great Expectations suite over the manifest
     actionrec extract-frames    # frame store per image size
+    actionrec extract-features ARCH   # cached backbone features
+    actionrec train ARCH        # fit one architecture, log it to MLflow
+    actionrec evaluate ARCH     # test metrics and plots
+    actionrec compare           # reports/comparison.md + .png
     actionrec synthesize DIR    # write a synthetic dataset anywhere (no params needed)
     actionrec params            # print the validated params as YAML
     actionrec profile tiny      # `-S` arguments: dvc exp run $(actionrec profile tiny)
@@ -14,7 +18,11 @@ Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params fil
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the stage output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from actionrec import pipeline
 
@@ -70,6 +78,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/frames")
     p.add_argument("--report", default="reports/extract_frames.json")
 
+    from actionrec.config import ARCHITECTURES
+
+    p = sub.add_parser("extract-features", help="cache a frozen backbone's features",
+                       description="Run an architecture's ImageNet backbone once over every "
+                                   "stored frame (float16 features + mask).")
+    _params(p)
+    p.add_argument("arch", choices=ARCHITECTURES)
+    p.add_argument("--frames", default="data/frames")
+    p.add_argument("--out", help="default: data/features/<arch>")
+
+    p = sub.add_parser("train", help="train one architecture (logs to MLflow)",
+                       description="Fit one architecture with the shared recipe (Adam, "
+                                   "ReduceLROnPlateau, EarlyStopping, checkpoints, resume).")
+    _params(p)
+    p.add_argument("arch", choices=ARCHITECTURES)
+    p.add_argument("--classes", default="data/classes.json")
+    p.add_argument("--frames", default="data/frames")
+    p.add_argument("--features", default="data/features")
+    p.add_argument("--out", help="default: models/<arch>")
+    p.add_argument("--work", default="models/.resume",
+                   help="resumable state of an interrupted run (default: %(default)s)")
+
+    p = sub.add_parser("evaluate", help="evaluate one architecture on the test split",
+                       description="Test metrics, confusion matrix, curves and latency; "
+                                   "logged into the architecture's MLflow training run.")
+    _params(p)
+    p.add_argument("arch", choices=ARCHITECTURES)
+    p.add_argument("--model", help="default: models/<arch>")
+    p.add_argument("--frames", default="data/frames")
+    p.add_argument("--features", default="data/features")
+    p.add_argument("--report", help="default: reports/<arch>")
+
+    p = sub.add_parser("compare", help="compare the five architectures",
+                       description="reports/comparison.md (one row per architecture) and "
+                                   "reports/comparison.png.")
+    _params(p)
+    p.add_argument("--reports", default="reports")
+
     p = sub.add_parser("synthesize", help="write a synthetic dataset in the UCF101 layout",
                        description="Stick-figure action videos (see data.synthetic in "
                                    "params.yaml) written to DIR; uses the resolved params.")
@@ -104,6 +150,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         pipeline.run_stage(pipeline.extract, params=args.params, raw=args.raw,
                            manifest=args.manifest, classes=args.classes, probe=args.probe,
                            out=args.out, report=args.report)
+    elif args.command == "extract-features":
+        pipeline.run_stage(pipeline.features, params=args.params, arch=args.arch,
+                           frames=args.frames, out=args.out or f"data/features/{args.arch}")
+    elif args.command == "train":
+        pipeline.run_stage(pipeline.train, params=args.params, arch=args.arch,
+                           classes=args.classes, frames=args.frames, features=args.features,
+                           out=args.out or f"models/{args.arch}", work=args.work)
+    elif args.command == "evaluate":
+        pipeline.run_stage(pipeline.evaluate, params=args.params, arch=args.arch,
+                           model=args.model or f"models/{args.arch}", frames=args.frames,
+                           features=args.features, report=args.report or f"reports/{args.arch}")
+    elif args.command == "compare":
+        pipeline.run_stage(pipeline.compare, params=args.params, reports=args.reports)
     elif args.command == "synthesize":
         pipeline.run_stage(pipeline.synthesize, params=args.params, out=args.dir)
     elif args.command == "params":

@@ -35,7 +35,8 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
-#: Architectures that the pipeline knows; each has a section under ``models:``.
+#: The architectures of the pipeline (``train@<arch>`` in dvc.yaml), each with a
+#: section under ``models:``.
 ARCHITECTURES = ("lrcn", "convlstm", "inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm")
 
 
@@ -178,12 +179,12 @@ class FrameSettings(_Strict):
 
 
 class ModelsSettings(_Strict):
-    """Which architectures the pipeline builds, and each one's section.
+    """Each architecture's section (classes in :mod:`actionrec.models.settings`).
 
-    The section classes live beside the architectures (:mod:`actionrec.models.settings`).
+    ``dvc.yaml`` runs every architecture (``train@<arch>``); train one alone with
+    ``dvc repro train@lrcn``.
     """
 
-    architectures: list[str] = Field(min_length=1)
     lrcn: LRCNSettings
     convlstm: ConvLSTMSettings
     inceptionv3_gru: InceptionV3GRUSettings
@@ -194,17 +195,27 @@ class ModelsSettings(_Strict):
         """The section of architecture ``name``."""
         return getattr(self, name)
 
-    @field_validator("architectures")
-    @classmethod
-    def _known(cls, archs: list[str]) -> list[str]:
-        unknown = [a for a in archs if a not in ARCHITECTURES]
-        if unknown:
-            raise ValueError(f"unknown architecture(s) {unknown}; known: {list(ARCHITECTURES)}")
-        return archs
-
     def image_sizes(self) -> list[int]:
-        """Distinct input image sizes (pixels, square) of the enabled architectures, sorted."""
-        return sorted({getattr(self, a).image_size for a in self.architectures})
+        """Distinct input image sizes (pixels, square) of the architectures, sorted."""
+        return sorted({self.get(a).image_size for a in ARCHITECTURES})
+
+
+class MlflowSettings(_Strict):
+    """Where runs go; ``$MLFLOW_TRACKING_URI`` overrides ``tracking_uri``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    tracking_uri: str | None = None  # None: sqlite:///<repo>/mlflow.db
+    experiment: str | None = None  # None: actionrec-<profile>
+    register_models: bool = Field(True, alias="register")  # as actionrec-<arch>
+
+
+class EvaluateSettings(_Strict):
+    """Test-split metrics and the latency measurement (``evaluate`` stage)."""
+
+    top_k: Annotated[int, Field(ge=1)] = 3
+    latency_warmup: NonNegInt = 2
+    latency_runs: PositiveInt = 10
 
 
 class Params(_Strict):
@@ -216,6 +227,12 @@ class Params(_Strict):
     validate_: ValidateSettings = Field(alias="validate")
     frames: FrameSettings
     models: ModelsSettings
+    mlflow: MlflowSettings = MlflowSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+
+    def experiment_name(self) -> str:
+        """MLflow experiment: ``mlflow.experiment`` or ``actionrec-<profile>``."""
+        return self.mlflow.experiment or f"actionrec-{self.profile}"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

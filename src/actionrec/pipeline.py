@@ -85,6 +85,78 @@ def extract(params: str, raw: str, manifest: str, classes: str, probe: str, out:
     return result
 
 
+def features(params: str, arch: str, frames: str, out: str) -> dict[str, Any]:
+    """Stage ``extract_features@<arch>``: cache the frozen backbone's features.
+
+    An architecture trained from scratch has no backbone: its folder only gets a
+    ``meta.json`` saying so, which keeps every ``train@<arch>`` stage's inputs alike.
+    """
+    from actionrec.features import extract_features
+    from actionrec.models import get_architecture
+
+    cfg = load_params(params)
+    s = cfg.models.get(arch)
+    out_dir = Path(out)
+    if get_architecture(arch).backbone is None or getattr(s, "fine_tune_layers", 0):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"architecture": arch, "backbone": None,
+                "note": "trains end to end on frames; no features to cache"}
+        write_json(out_dir / "meta.json", meta)
+        print(f"extract_features@{arch}: trains on frames, nothing to extract")
+        return meta
+    meta = extract_features(arch, s, Path(frames) / str(s.image_size), out_dir)
+    print(f"extract_features@{arch}: {meta['backbone']} features (D={meta['feature_dim']}) "
+          f"in {out_dir}")
+    return meta
+
+
+def train(params: str, arch: str, classes: str, frames: str, features: str, out: str,
+          work: str) -> dict[str, Any]:
+    """Stage ``train@<arch>``: fit, save ``model.keras``, log the run to MLflow."""
+    from actionrec.training import train_architecture
+
+    cfg = load_params(params)
+    meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), Path(frames),
+                              Path(features), Path(out), Path(work) / arch)
+    print(f"train@{arch}: {meta['epochs_trained']} epochs, {meta['parameters']:,} parameters, "
+          f"MLflow run {meta['mlflow_run_id']}")
+    return meta
+
+
+def evaluate(params: str, arch: str, model: str, frames: str, features: str,
+             report: str) -> dict[str, Any]:
+    """Stage ``evaluate@<arch>``: test metrics, plots; logged into the training run."""
+    from actionrec import tracking
+    from actionrec.evaluation import evaluate_architecture
+
+    cfg = load_params(params)
+    e = cfg.evaluate
+    report_dir = Path(report)
+    metrics = evaluate_architecture(arch, Path(model), Path(frames), Path(features),
+                                    report_dir, e.top_k, e.latency_warmup, e.latency_runs)
+    run = json.loads((Path(model) / "mlflow_run.json").read_text())
+    tracking.setup(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")),
+                   run["experiment"], Path("."))
+    tracking.log_test_results(run["run_id"], metrics, [
+        report_dir / n for n in ("metrics.json", "per_class.json", "confusion.png",
+                                 "curves.png", "predictions.csv")])
+    print(f"evaluate@{arch}: top-1 {metrics['top1_accuracy']:.3f}, "
+          f"macro-F1 {metrics['macro_f1']:.3f}, {metrics['latency_ms']:.1f} ms/clip")
+    return metrics
+
+
+def compare(params: str, reports: str) -> None:
+    """Stage ``compare``: ``reports/comparison.md`` and ``reports/comparison.png``."""
+    from actionrec.config import ARCHITECTURES
+    from actionrec.evaluation import compare as compare_reports
+
+    load_params(params)
+    metrics = compare_reports(Path(reports), list(ARCHITECTURES))
+    best = max(metrics, key=lambda a: metrics[a]["macro_f1"])
+    print(f"compare: best by macro-F1 is {best} ({metrics[best]['macro_f1']:.3f}); "
+          f"see {Path(reports) / 'comparison.md'}")
+
+
 def synthesize(params: str, out: str) -> Path:
     """Write the synthetic dataset of ``data.synthetic`` to ``out`` (outside the pipeline)."""
     from actionrec.data.sources import fetch_synthetic

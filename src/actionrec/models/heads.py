@@ -54,11 +54,12 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
     size = s.image_size
     frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
     backbone = build_backbone(backbone_name, size, s.weights)
-    backbone.trainable = False
+    backbone.trainable = bool(s.fine_tune_layers)
     if s.fine_tune_layers:
-        for layer in backbone.layers[-s.fine_tune_layers:]:
-            if not isinstance(layer, layers.BatchNormalization):  # keep BN statistics frozen
-                layer.trainable = True
+        top = backbone.layers[-s.fine_tune_layers:]
+        for layer in backbone.layers:
+            # BatchNormalization stays frozen: its statistics come from ImageNet.
+            layer.trainable = layer in top and not isinstance(layer, layers.BatchNormalization)
     x = BackbonePreprocess(backbone_name, name="preprocess")(frames)
     x = MergeTime(name="merge_time")(x)
     x = backbone(x)

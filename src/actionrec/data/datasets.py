@@ -1,0 +1,88 @@
+"""Batches for Keras from the frame and feature stores, streamed from disk.
+
+- :class:`FrameSequence`: ``(B, T, S, S, 3)`` uint8 clips read from a frame store
+  (``data/frames/<size>``) batch by batch; memory holds one batch, not the dataset.
+- :func:`load_features`: a feature store split (``data/features/<arch>/<split>.npy``,
+  ``(N, T, D)`` float16, memory-mapped) with its ``(N, T)`` bool mask and labels.
+
+Shuffling is deterministic: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from actionrec.data.frames import read_clip
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(N,)`` int labels -> ``(N, C)`` float32 one-hot rows."""
+    out = np.zeros((len(labels), num_classes), np.float32)
+    out[np.arange(len(labels)), labels.astype(int)] = 1.0
+    return out
+
+
+def split_index(store: str | Path, split: str) -> pd.DataFrame:
+    """Rows of ``<store>/index.csv`` for ``split``, in stored order.
+
+    Raises:
+        FileNotFoundError: the store has no ``index.csv`` (run ``extract_frames``).
+    """
+    index = pd.read_csv(Path(store) / "index.csv")
+    return index[index["split"] == split].reset_index(drop=True)
+
+
+class FrameSequence(keras.utils.PyDataset):
+    """Clips of one split of a frame store, as Keras batches.
+
+    Each item is ``(x, y)``: ``x`` ``(B, T, S, S, 3)`` uint8 RGB (``S`` = the store's
+    requested size), ``y`` ``(B, C)`` float32 one-hot. The last batch may be smaller.
+    """
+
+    def __init__(self, store: str | Path, rows: pd.DataFrame, num_classes: int,
+                 batch_size: int, shuffle: bool = False, seed: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.store = Path(store)
+        self.meta = json.loads((self.store / "meta.json").read_text())
+        self.files = rows["file"].tolist()
+        self.labels = rows["label"].to_numpy()
+        self.num_classes = num_classes
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        idx = np.arange(len(self.files))
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(idx)
+        return idx
+
+    def __len__(self) -> int:
+        return (len(self.files) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        sel = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        x = np.stack([read_clip(self.store, self.files[j], self.meta) for j in sel])
+        return x, one_hot(self.labels[sel], self.num_classes)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
+
+
+def load_features(store: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """``(features (N, T, D) float16 memmap, mask (N, T) bool, rows)`` of a feature store split."""
+    store = Path(store)
+    rows = pd.read_csv(store / f"{split}.csv")
+    feats = np.load(store / f"{split}.npy", mmap_mode="r")
+    t = feats.shape[1]
+    mask = np.arange(t)[None, :] < rows["n_valid"].to_numpy()[:, None]
+    return feats, mask, rows

@@ -1,0 +1,81 @@
+"""``extract_features``: run a frozen ImageNet backbone once over every stored frame.
+
+Output, per architecture with a backbone (``data/features/<arch>/``)::
+
+    <split>.npy   (N, T, D) float16 — pooled backbone features, zeros on padded slots
+    <split>.csv   the frame-store index rows, same order (file, video, label, n_valid...)
+    meta.json     backbone, image_size, weights, feature_dim, sequence_length
+
+The head then trains on these features for every epoch instead of running the
+backbone again (benchmarks/train.py measures the speed-up).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from actionrec.data.frames import read_clip, save_npy
+from actionrec.errors import ConfigError
+from actionrec.io import write_csv, write_json
+from actionrec.models import get_architecture
+from actionrec.models.settings import BackboneSettings
+
+SPLITS = ("train", "val", "test")
+
+
+def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Path, out: Path,
+                     progress: bool = True) -> dict:
+    """Backbone features of every clip of ``frame_store`` into ``out``.
+
+    Args:
+        arch_name: a registered architecture with a backbone.
+        settings: its params section (image size, weights, feature batch size).
+        frame_store: ``data/frames/<image_size>``.
+
+    Returns:
+        The ``meta.json`` content.
+
+    Raises:
+        ConfigError: the architecture has no backbone, or its weights are unavailable.
+    """
+    from actionrec.models.backbones import BACKBONES
+    from actionrec.models.heads import backbone_feature_model
+
+    arch = get_architecture(arch_name)
+    if arch.backbone is None:
+        raise ConfigError(f"{arch_name} has no backbone; it trains on frames directly")
+    bb = BACKBONES[arch.backbone]
+    model = backbone_feature_model(arch.backbone, settings)
+    frame_meta = json.loads((frame_store / "meta.json").read_text())
+    index = pd.read_csv(frame_store / "index.csv")
+    t = frame_meta["sequence_length"]
+    clips_per_batch = max(1, settings.feature_batch_size // t)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(index), desc=f"features {arch.backbone}", unit="clip",
+               disable=not progress)
+    for split in SPLITS:
+        rows = index[index["split"] == split].reset_index(drop=True)
+        if rows.empty:
+            continue
+        feats = np.zeros((len(rows), t, bb.feature_dim), np.float16)
+        for start in range(0, len(rows), clips_per_batch):
+            chunk = rows.iloc[start:start + clips_per_batch]
+            clips = np.stack([read_clip(frame_store, f, frame_meta) for f in chunk["file"]])
+            flat = clips.reshape(-1, *clips.shape[2:])
+            f = np.asarray(model.predict_on_batch(flat)).reshape(len(chunk), t, -1)
+            valid = np.arange(t)[None, :] < chunk["n_valid"].to_numpy()[:, None]
+            feats[start:start + len(chunk)] = np.where(valid[..., None], f, 0).astype(np.float16)
+            bar.update(len(chunk))
+        save_npy(out / f"{split}.npy", feats)
+        write_csv(out / f"{split}.csv", rows)
+    bar.close()
+    meta = {"architecture": arch_name, "backbone": arch.backbone, "feature_dim": bb.feature_dim,
+            "image_size": settings.image_size, "weights": settings.weights,
+            "sequence_length": t, "dtype": "float16"}
+    write_json(out / "meta.json", meta)
+    return meta

@@ -1,0 +1,37 @@
+"""The MLflow pyfunc model of actionrec, logged as code ("models from code").
+
+``mlflow.pyfunc.load_model(uri).predict(frames)`` takes ``(N, T, S, S, 3)`` uint8 RGB
+frames (the contract in the model's ``meta.json``: sequence length, image size,
+sampling, crop) and returns a DataFrame of class probabilities, one column per class.
+The artifacts are the ``.keras`` file and its ``meta.json``; the ``actionrec``
+package travels as code, so the custom layers load in safe mode anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+
+class VideoClassifier(mlflow.pyfunc.PythonModel):
+    """Frames -> class probabilities, from a saved actionrec ``.keras`` model."""
+
+    def load_context(self, context) -> None:
+        import keras
+
+        import actionrec.models.layers  # noqa: F401  (registers the custom layers)
+
+        self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True)
+        self.meta = json.loads(Path(context.artifacts["meta"]).read_text())
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        x = np.asarray(model_input, dtype=np.uint8)
+        probs = self.model.predict(x, verbose=0)
+        return pd.DataFrame(probs, columns=self.meta["classes"])
+
+
+mlflow.models.set_model(VideoClassifier())

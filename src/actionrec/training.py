@@ -1,0 +1,219 @@
+"""Compile and fit one architecture: callbacks, determinism, checkpoints, resume, MLflow.
+
+Recipe (the five reference designs share it): categorical cross-entropy; Adam
+(Kingma & Ba 2015; lr 1e-3, beta1 0.9, beta2 0.999 by default); ReduceLROnPlateau
+(patience 3) and EarlyStopping (best weights restored) on the group-aware
+validation split's loss (on the training loss when there is no validation split);
+ModelCheckpoint of the best weights; BackupAndRestore, so that a killed run resumes
+from its last finished epoch; the history as CSV.
+
+Architectures with a frozen backbone train their head on cached features
+(``data/features/<arch>``); the saved model is still the whole network on frames.
+
+Determinism: ``keras.utils.set_random_seed(seed)`` and TensorFlow op determinism;
+two runs with the same params give the same weights and the same test metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from actionrec.config import Params
+from actionrec.data.datasets import FrameSequence, load_features, one_hot, split_index
+from actionrec.data.frames import read_clip
+from actionrec.io import write_json
+from actionrec.models import get_architecture
+
+METRIC_NAMES = ("accuracy", "precision", "recall", "macro_f1")
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model: keras.Model, learning_rate: float, beta_1: float, beta_2: float,
+                  num_classes: int) -> None:
+    """Adam + categorical cross-entropy + accuracy / precision / recall / macro-F1."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1,
+                                        beta_2=beta_2),
+        loss="categorical_crossentropy",
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.F1Score(average="macro", name="macro_f1"),
+        ],
+    )
+
+
+@dataclass
+class TrainData:
+    """What ``fit`` gets: arrays (features) or :class:`FrameSequence` (frames)."""
+
+    train: Any
+    val: Any | None
+    n_train: int
+    n_val: int
+    example_clip: np.ndarray  # (1, T, S, S, 3) uint8: the logged model's input example
+
+
+def _feature_data(features: Path, frames: Path, num_classes: int) -> TrainData:
+    feats, mask, rows = load_features(features, "train")
+    train = ([np.asarray(feats, np.float32), mask], one_hot(rows["label"].to_numpy(), num_classes))
+    val, n_val = None, 0
+    if (features / "val.npy").exists():
+        vf, vm, vrows = load_features(features, "val")
+        val = ([np.asarray(vf, np.float32), vm], one_hot(vrows["label"].to_numpy(), num_classes))
+        n_val = len(vrows)
+    example = read_clip(frames, rows["file"].iloc[0])[None]
+    return TrainData(train, val, len(rows), n_val, example)
+
+
+def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int) -> TrainData:
+    rows = split_index(frames, "train")
+    vrows = split_index(frames, "val")
+    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed)
+    val = FrameSequence(frames, vrows, num_classes, batch_size) if len(vrows) else None
+    example = read_clip(frames, rows["file"].iloc[0])[None]
+    return TrainData(train, val, len(rows), len(vrows), example)
+
+
+def train_architecture(name: str, params: Params, classes: list[str], frames_root: Path,
+                       features_root: Path, out_dir: Path, work_dir: Path,
+                       root: Path = Path("."), progress: bool = True) -> dict[str, Any]:
+    """Train architecture ``name``; write ``out_dir/{model.keras, history.csv, meta.json,
+    mlflow_run.json}`` and log the run to MLflow.
+
+    Args:
+        frames_root: ``data/frames`` (holds ``<image_size>/``).
+        features_root: ``data/features`` (holds ``<name>/`` for backbone architectures).
+        work_dir: resumable state outside the DVC output (backup, partial history, the
+            MLflow run id); removed after a successful run.
+        root: repository root (MLflow's default store lives there).
+
+    Returns:
+        The ``meta.json`` content (classes, input contract, run id, epochs trained).
+    """
+    from actionrec import tracking
+
+    arch = get_architecture(name)
+    s = params.models.get(name)
+    t, c = params.frames.sequence_length, len(classes)
+    frames = frames_root / str(s.image_size)
+    uses_features = arch.backbone is not None and not getattr(s, "fine_tune_layers", 0)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    set_determinism(params.seed)
+    if uses_features:
+        data = _feature_data(features_root / name, frames, c)
+        dim = data.train[0][0].shape[-1]
+        model = arch.build_head(s, c, t, dim)
+        lr, batch = s.learning_rate, s.batch_size
+    else:
+        data = _frame_data(frames, c, s.batch_size, params.seed)
+        model = arch.build(s, c, t)
+        fine_tune = arch.backbone is not None
+        lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
+        batch = None
+    keras.utils.set_random_seed(params.seed)
+    compile_model(model, lr, s.beta_1, s.beta_2, c)
+
+    monitor = "val_loss" if data.val is not None else "loss"
+    best = work_dir / "best.weights.h5"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
+                                          patience=s.reduce_lr_patience,
+                                          min_lr=s.min_learning_rate),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=s.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, save_best_only=True,
+                                        save_weights_only=True),
+        tracking.EpochMetrics(),
+    ]
+
+    tracking.setup(tracking.tracking_uri(params.mlflow.tracking_uri, root),
+                   params.experiment_name(), root)
+    run_file = work_dir / "mlflow_run_id"
+    run_id = run_file.read_text().strip() if run_file.exists() else None
+    tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
+            "git_commit": tracking.git_commit(root), "design": arch.design}
+    with tracking.training_run(name, run_id, tags) as run:
+        run_file.write_text(run.info.run_id)
+        import mlflow
+
+        if run_id is None:
+            mlflow.log_params({
+                **tracking.flatten("model", s.model_dump(mode="json")),
+                **tracking.flatten("frames", params.frames.model_dump(mode="json")),
+                "architecture": name, "seed": params.seed, "num_classes": c,
+                "classes": ",".join(classes), "n_train": data.n_train, "n_val": data.n_val,
+                "trains_on": "features" if uses_features else "frames",
+                "data.source": params.data.source, "data.split": params.data.split,
+                "profile": params.profile,
+            })
+        x, y = (data.train if uses_features else (data.train, None))
+        val = tuple(data.val) if uses_features and data.val is not None else data.val
+        model.fit(x, y, batch_size=batch, epochs=s.epochs, validation_data=val,
+                  callbacks=callbacks, shuffle=True, verbose=2 if progress else 0)
+        if best.exists():
+            model.load_weights(str(best))
+
+        full = arch.build(s, c, t, head=model) if uses_features else model
+        model_path = out_dir / "model.keras"
+        tmp = out_dir / ".model.tmp.keras"
+        full.save(tmp)
+        tmp.replace(model_path)
+        shutil.copy(work_dir / "history.csv", out_dir / "history.csv")
+        epochs = len(history(out_dir / "history.csv")["epoch"])
+        meta = {
+            "architecture": name, "classes": classes, "num_classes": c,
+            "sequence_length": t, "image_size": s.image_size,
+            "sampling": params.frames.sampling, "short_clip": params.frames.short_clip,
+            "crop": params.frames.crop, "input": "uint8 RGB (N, T, S, S, 3)",
+            "trained_on": "features" if uses_features else "frames", "epochs_trained": epochs,
+            "seed": params.seed, "mlflow_run_id": run.info.run_id,
+            "mlflow_experiment": params.experiment_name(),
+            "parameters": int(full.count_params()),
+        }
+        write_json(out_dir / "meta.json", meta)
+        probs = full.predict(data.example_clip, verbose=0)
+        registered = f"{tracking.MODEL_PREFIX}{name}" if params.mlflow.register_models else None
+        info = tracking.log_model(model_path, out_dir / "meta.json", data.example_clip, probs,
+                                  classes, registered)
+        mlflow.log_artifact(str(out_dir / "history.csv"))
+        write_json(out_dir / "mlflow_run.json", {
+            "run_id": run.info.run_id, "experiment": params.experiment_name(),
+            "model_uri": info.model_uri,
+            "registered_model": registered,
+            "registered_version": getattr(info, "registered_model_version", None),
+        })
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return meta
+
+
+def history(path: Path) -> dict[str, list[float]]:
+    """``history.csv`` as ``{column: values}`` (``epoch``, ``loss``, ``val_loss``...)."""
+    import pandas as pd
+
+    return {k: v.tolist() for k, v in pd.read_csv(path).items()}
+
+
+def read_meta(model_dir: Path) -> dict[str, Any]:
+    """The ``meta.json`` that training wrote beside the model."""
+    return json.loads((model_dir / "meta.json").read_text())

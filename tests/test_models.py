@@ -1,0 +1,122 @@
+"""The five architectures: shapes, safe-mode save/load, the cached-feature path, offline weights."""
+
+from __future__ import annotations
+
+import socket
+
+import keras
+import numpy as np
+import pytest
+
+from actionrec.errors import ConfigError
+from actionrec.models import REGISTRY, get_architecture
+from actionrec.models import settings as S
+from actionrec.models.backbones import WEIGHTS_HOST, build_backbone
+from actionrec.models.heads import backbone_feature_model
+
+T, C = 6, 3
+TINY = {
+    "lrcn": S.LRCNSettings(image_size=32),
+    "convlstm": S.ConvLSTMSettings(image_size=32, filters=[4, 8]),
+    "inceptionv3_gru": S.InceptionV3GRUSettings(image_size=75, weights=None),
+    "efficientnetb7_lstm": S.EfficientNetB7LSTMSettings(image_size=32, weights=None),
+    "vgg16_bilstm": S.VGG16BiLSTMSettings(image_size=32, weights=None),
+}
+
+
+def _clips(size: int, n: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, T, size, size, 3), dtype=np.uint8)
+
+
+def test_registry_holds_the_five():
+    assert sorted(REGISTRY) == sorted(TINY)
+    with pytest.raises(KeyError, match="known"):
+        get_architecture("resnet_lstm")
+
+
+@pytest.mark.parametrize("name", ["lrcn", "convlstm", "vgg16_bilstm"])
+def test_build_predict_save_load_safe_mode(name, tmp_path):
+    arch, s = get_architecture(name), TINY[name]
+    model = arch.build(s, C, T)
+    assert model.input_shape == (None, T, s.image_size, s.image_size, 3)
+    x = _clips(s.image_size)
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (2, C) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert np.allclose(loaded.predict(x, verbose=0), probs, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm"])
+def test_whole_network_equals_head_on_cached_features(name):
+    """The model saved after training (backbone + head on frames) computes what the
+    head computed on the features cached by extract_features, padding included."""
+    arch, s = get_architecture(name), TINY[name]
+    extractor = backbone_feature_model(arch.backbone, s)
+    head = arch.build_head(s, C, T, extractor.output_shape[-1])
+    full = arch.build(s, C, T, head=head)
+    x = _clips(s.image_size)
+    x[1, 4:] = 0  # clip 1 is padded after 4 frames
+    feats = extractor.predict(x.reshape(-1, *x.shape[2:]), verbose=0).reshape(2, T, -1)
+    mask = np.arange(T)[None] < np.array([[T], [4]])
+    feats = np.where(mask[..., None], feats, 0).astype(np.float16).astype(np.float32)
+    via_features = head.predict([feats, mask], verbose=0)
+    via_frames = full.predict(x, verbose=0)
+    assert np.allclose(via_frames, via_features, atol=2e-3)
+    backbone = next(layer for layer in full.layers
+                    if isinstance(layer, keras.Model) and not layer.name.endswith("_head"))
+    assert not backbone.trainable_weights  # frozen
+
+
+def test_head_ignores_padded_frames():
+    s = TINY["inceptionv3_gru"]
+    head = get_architecture("inceptionv3_gru").build_head(s, C, T, 16)
+    feats = np.random.default_rng(0).normal(size=(1, T, 16)).astype(np.float32)
+    mask = np.array([[True] * 4 + [False] * 2])
+    noisy = feats.copy()
+    noisy[0, 4:] = 99.0  # whatever sits in masked slots must not matter
+    assert np.allclose(head.predict([feats, mask], verbose=0),
+                       head.predict([noisy, mask], verbose=0), atol=1e-6)
+
+
+def test_fine_tuning_unfreezes_only_the_top_layers():
+    # VGG16's last layers: block5_conv2, block5_conv3, block5_pool, global average pooling.
+    s = TINY["vgg16_bilstm"].model_copy(update={"fine_tune_layers": 4})
+    model = get_architecture("vgg16_bilstm").build(s, C, T)
+    backbone = next(layer for layer in model.layers if layer.name == "vgg16")
+    trainable = {w.path.split("/")[0] for w in backbone.trainable_weights}
+    assert trainable == {"block5_conv2", "block5_conv3"}
+    frozen = get_architecture("vgg16_bilstm").build(TINY["vgg16_bilstm"], C, T)
+    assert not next(la for la in frozen.layers if la.name == "vgg16").trainable_weights
+
+
+def test_backbone_minimum_size_and_missing_local_weights(tmp_path):
+    with pytest.raises(ConfigError, match="needs image_size >= 75"):
+        build_backbone("inceptionv3", 64, None)
+    with pytest.raises(ConfigError, match="weights file .* not found"):
+        build_backbone("vgg16", 32, str(tmp_path / "nope.h5"))
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    ref = build_backbone("vgg16", 32, None)
+    weights = tmp_path / "vgg16.weights.h5"
+    for w in ref.weights:
+        w.assign(np.full(w.shape, 0.01, w.dtype))
+    ref.save_weights(weights)
+    loaded = build_backbone("vgg16", 32, str(weights))
+    assert all(np.allclose(a, 0.01) for a in loaded.get_weights())
+
+
+def test_imagenet_weights_offline_fail_fast_with_the_file_name(tmp_path, monkeypatch):
+    try:
+        socket.getaddrinfo(WEIGHTS_HOST, 443)
+        pytest.skip(f"{WEIGHTS_HOST} resolves here: the download would really start")
+    except socket.gaierror:
+        pass
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        build_backbone("efficientnetb7", 32, "imagenet")
+    msg = str(info.value)
+    assert "efficientnetb7_notop.h5" in msg and str(tmp_path / "models") in msg
+    assert "null" in msg
