@@ -138,10 +138,31 @@ def file_server() -> Iterator[FileServer]:
         server.server_close()
 
 
+def make_project(dst: Path) -> Path:
+    """A fresh clone-like copy of the project at ``dst``: git repo, DVC initialised, nothing run."""
+    dst.mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, dst / name)
+    for name in ("stages", "src"):
+        shutil.copytree(REPO / name, dst / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    run_cmd(["git", "init", "-q"], cwd=dst)
+    run_cmd(["dvc", "init", "-q"], cwd=dst)
+    run_cmd(["git", "add", "-A"], cwd=dst)
+    run_cmd(["git", "commit", "-qm", "init"], cwd=dst)
+    return dst
+
+
+def profile_args(repo: Path, name: str) -> list[str]:
+    """The ``dvc exp run`` arguments of a profile, as printed by ``actionrec profile``."""
+    return run_cmd(["actionrec", "profile", name], cwd=repo).stdout.split()
+
+
 def run_cmd(args: list[str], cwd: Path, check: bool = True,
             timeout: float = 900) -> subprocess.CompletedProcess:
     """Run a command with this interpreter's environment (its bin/ first on PATH)."""
     env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)  # each project uses its own sqlite store
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("GIT_AUTHOR_NAME", "actionrec-tests")
     env.setdefault("GIT_AUTHOR_EMAIL", "tests@actionrec.invalid")

@@ -1,9 +1,11 @@
-"""The real thing: `dvc exp run` / `dvc repro` of the data stages in a fresh git + DVC repo."""
+"""The real thing: `dvc exp run` / `dvc repro` of the data stages in a fresh git + DVC repo.
+
+These tests stop at extract_frames (`dvc exp run ... extract_frames`); the training
+stages have their own module (test_training_pipeline.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +13,19 @@ import pandas as pd
 import pytest
 
 from actionrec.data.frames import read_clip
-from tests.conftest import REPO, run_cmd
+from tests.conftest import make_project, profile_args, run_cmd
 
 pytestmark = pytest.mark.slow
 
 
-def _profile_args(repo: Path, name: str) -> list[str]:
-    return run_cmd(["actionrec", "profile", name], cwd=repo).stdout.split()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A fresh clone-like copy of the project: git repo, DVC initialised, nothing run."""
-    dst = tmp_path / "repo"
-    dst.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, dst / name)
-    for name in ("stages", "src"):
-        shutil.copytree(REPO / name, dst / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    run_cmd(["git", "init", "-q"], cwd=dst)
-    run_cmd(["dvc", "init", "-q"], cwd=dst)
-    run_cmd(["git", "add", "-A"], cwd=dst)
-    run_cmd(["git", "commit", "-qm", "init"], cwd=dst)
-    return dst
+    return make_project(tmp_path / "repo")
 
 
 def test_tiny_profile_runs_end_to_end_and_reruns_only_what_changed(repo):
-    proc = run_cmd(["dvc", "exp", "run", *_profile_args(repo, "tiny")], cwd=repo)
+    proc = run_cmd(["dvc", "exp", "run", *profile_args(repo, "tiny"), "extract_frames"],
+                   cwd=repo)
     for stage in ("download", "subsample", "validate", "extract_frames"):
         assert f"Running stage '{stage}'" in proc.stdout
     manifest = pd.read_csv(repo / "data" / "manifest.csv")
@@ -52,11 +39,12 @@ def test_tiny_profile_runs_end_to_end_and_reruns_only_what_changed(repo):
         clip = read_clip(repo / "data" / "frames" / str(size), index["file"].iloc[0])
         assert clip.shape == (8, size, size, 3) and clip.dtype == np.uint8
 
-    again = run_cmd(["dvc", "repro"], cwd=repo)
+    again = run_cmd(["dvc", "repro", "extract_frames"], cwd=repo)
     assert "Data and pipelines are up to date." in again.stdout
     assert "Running stage" not in again.stdout
 
-    changed = run_cmd(["dvc", "exp", "run", "-S", "frames.sequence_length=6"], cwd=repo)
+    changed = run_cmd(["dvc", "exp", "run", "-S", "frames.sequence_length=6", "extract_frames"],
+                      cwd=repo)
     assert "Running stage 'extract_frames'" in changed.stdout
     for stage in ("download", "subsample", "validate"):
         assert f"Running stage '{stage}'" not in changed.stdout
@@ -65,13 +53,13 @@ def test_tiny_profile_runs_end_to_end_and_reruns_only_what_changed(repo):
 
 
 def test_sample_profile_on_real_ucf101_clips(repo, sample_dir):
-    run_cmd(["dvc", "exp", "run", *_profile_args(repo, "sample"),
-             "-S", f"data.local.root={sample_dir}"], cwd=repo)
+    run_cmd(["dvc", "exp", "run", *profile_args(repo, "sample"),
+             "-S", f"data.local.root={sample_dir}", "extract_frames"], cwd=repo)
     manifest = pd.read_csv(repo / "data" / "manifest.csv")
     assert sorted(Path(p).suffix for p in manifest["path"]) == [".avi", ".mp4", ".mp4", ".mp4"]
     report = json.loads((repo / "reports" / "extract_frames.json").read_text())
     assert report["n_extracted"] == 4 and report["n_excluded"] == 0
-    again = run_cmd(["dvc", "repro"], cwd=repo)
+    again = run_cmd(["dvc", "repro", "extract_frames"], cwd=repo)
     assert "Data and pipelines are up to date." in again.stdout
 
 

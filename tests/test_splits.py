@@ -78,17 +78,23 @@ def test_validation_split_is_by_group_seeded_and_proportional(official_lists):
     b = assign_validation_groups(entries, 0.2, seed=1)
     c = assign_validation_groups(entries, 0.2, seed=2)
     assert a == b and a != c
+    per_class = []
     for cls in TOP5:
         val_groups = {e.group for e in a if e.class_name == cls and e.split == "val"}
         train_groups = {e.group for e in a if e.class_name == cls and e.split == "train"}
         assert len(val_groups) == round(0.2 * 18) and not val_groups & train_groups
+        per_class.append(val_groups)
+    assert all(g == per_class[0] for g in per_class)  # the same group numbers in every class
     assert [e for e in a if e.split == "test"] == [e for e in entries if e.split == "test"]
 
 
 def test_class_with_one_group_cannot_get_a_validation_split():
     entries = [ListEntry("A/v_A_g08_c01.avi", "A", 8, 1, "train"),
                ListEntry("A/v_A_g08_c02.avi", "A", 8, 2, "train")]
-    with pytest.raises(DatasetError, match="val_fraction: 0"):
+    with pytest.raises(DatasetError, match="needs two.*val_fraction: 0"):
+        assign_validation_groups(entries, 0.2, 0)
+    entries += [ListEntry("B/v_B_g09_c01.avi", "B", 9, 1, "train")]
+    with pytest.raises(DatasetError, match=r"class '[AB]' has train groups \[(8|9)\]"):
         assign_validation_groups(entries, 0.2, 0)
     assert assign_validation_groups(entries, 0.0, 0) == entries
 

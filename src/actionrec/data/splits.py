@@ -147,39 +147,47 @@ def select_top_classes(entries: list[ListEntry], n: int) -> list[str]:
 def assign_validation_groups(
     entries: list[ListEntry], fraction: float, seed: int
 ) -> list[ListEntry]:
-    """Move whole groups of each class from ``train`` to ``val``.
+    """Move whole groups from ``train`` to ``val``: the same group numbers in every class.
 
-    For each class, ``round(fraction * n_groups)`` of its train groups (at least one
-    when ``fraction > 0``, at most ``n_groups - 1``) are drawn with
-    ``numpy.random.default_rng(seed)``, so no group ever appears in two splits and
-    every class keeps at least one train group.
+    ``round(fraction * n)`` of the ``n`` group numbers found in the train list (at
+    least one when ``fraction > 0``, at most ``n - 1``) are drawn with
+    ``numpy.random.default_rng(seed)``; every class's clips of those groups become
+    validation clips. No group is ever in two splits, and like the official test
+    split (g01-g07 in every class) the validation split is a set of group numbers.
+    Drawing per class instead would leak, not in UCF101, but wherever a group number
+    means the same scene in every class (as in the synthetic data): a model would
+    learn "this scene is never class X" from the train groups and be wrong on every
+    validation clip.
 
     Raises:
-        DatasetError: ``fraction > 0`` and a class has fewer than two train groups.
+        DatasetError: ``fraction > 0`` and some class would have no train or no
+            validation group left.
     """
     if fraction <= 0:
         return list(entries)
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[int]] = {}
+    train_groups: dict[str, set[int]] = {}
     for e in entries:
         if e.split == "train":
-            by_class.setdefault(e.class_name, [])
-            if e.group not in by_class[e.class_name]:
-                by_class[e.class_name].append(e.group)
-    val_groups: set[tuple[str, int]] = set()
-    for class_name in sorted(by_class):
-        groups = sorted(by_class[class_name])
-        if len(groups) < 2:
+            train_groups.setdefault(e.class_name, set()).add(e.group)
+    numbers = sorted(set().union(*train_groups.values())) if train_groups else []
+    if len(numbers) < 2:
+        raise DatasetError(
+            f"the train list has {len(numbers)} group number(s); a group-aware validation "
+            "split needs two. Set data.val_fraction: 0 or add clips."
+        )
+    k = min(max(1, round(fraction * len(numbers))), len(numbers) - 1)
+    rng = np.random.default_rng(seed)
+    val = {int(g) for g in rng.choice(numbers, size=k, replace=False)}
+    for class_name, groups in sorted(train_groups.items()):
+        if not groups - val or not groups & val:
             raise DatasetError(
-                f"class {class_name!r} has {len(groups)} train group(s); a group-aware "
-                "validation split needs two. Set data.val_fraction: 0 or add clips."
+                f"class {class_name!r} has train groups {sorted(groups)}; validation groups "
+                f"{sorted(val)} leave it no {'train' if not groups - val else 'validation'} "
+                "group. Change data.val_seed or data.val_fraction, or set data.val_fraction: 0."
             )
-        k = min(max(1, round(fraction * len(groups))), len(groups) - 1)
-        for g in rng.choice(groups, size=k, replace=False):
-            val_groups.add((class_name, int(g)))
     return [
         ListEntry(e.path, e.class_name, e.group, e.clip, "val")
-        if e.split == "train" and (e.class_name, e.group) in val_groups
+        if e.split == "train" and e.group in val
         else e
         for e in entries
     ]

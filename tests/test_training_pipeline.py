@@ -1,0 +1,180 @@
+"""The whole pipeline on the tiny profile: five architectures through real DVC and MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from actionrec.config import ARCHITECTURES
+from tests.conftest import make_project, profile_args, run_cmd
+
+pytestmark = pytest.mark.slow
+
+METRIC_KEYS = {"top1_accuracy", "top3_accuracy", "macro_precision", "macro_recall", "macro_f1",
+               "latency_ms", "parameters", "epochs_trained", "n_test"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The tiny profile run once with `dvc exp run`, shared by the tests of this module."""
+    repo = make_project(tmp_path_factory.mktemp("tiny") / "repo")
+    proc = run_cmd(["dvc", "exp", "run", *profile_args(repo, "tiny")], cwd=repo, timeout=1500)
+    return repo, proc
+
+
+def _client(repo: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+
+
+def test_every_stage_ran_and_left_its_outputs(tiny):
+    repo, proc = tiny
+    for arch in ARCHITECTURES:
+        for stage in ("extract_features", "train", "evaluate"):
+            assert f"Running stage '{stage}@{arch}'" in proc.stdout
+        assert (repo / "models" / arch / "model.keras").is_file()
+        metrics = json.loads((repo / "reports" / arch / "metrics.json").read_text())
+        assert set(metrics) >= METRIC_KEYS and 0 <= metrics["macro_f1"] <= 1
+        for name in ("confusion.png", "curves.png", "confusion.csv", "per_class.json"):
+            assert (repo / "reports" / arch / name).stat().st_size > 0
+        history = pd.read_csv(repo / "models" / arch / "history.csv")
+        assert {"epoch", "loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
+    table = (repo / "reports" / "comparison.md").read_text()
+    assert all(f"| {a} |" in table for a in ARCHITECTURES)
+    assert (repo / "reports" / "comparison.png").stat().st_size > 0
+    shown = run_cmd(["dvc", "metrics", "show", "--json"], cwd=repo).stdout
+    assert all(f"reports/{a}/metrics.json" in shown for a in ARCHITECTURES)
+    plots = run_cmd(["dvc", "plots", "show", "--json"], cwd=repo).stdout
+    assert "reports/lrcn/confusion.csv" in plots
+
+
+def test_frozen_backbones_train_on_cached_features(tiny):
+    repo, _ = tiny
+    for arch, dim in (("inceptionv3_gru", 2048), ("efficientnetb7_lstm", 2560),
+                      ("vgg16_bilstm", 512)):
+        feats = np.load(repo / "data" / "features" / arch / "train.npy", mmap_mode="r")
+        assert feats.dtype == np.float16 and feats.shape[1:] == (8, dim)
+        meta = json.loads((repo / "models" / arch / "meta.json").read_text())
+        assert meta["trained_on"] == "features"
+    assert json.loads((repo / "data" / "features" / "lrcn" / "meta.json").read_text())[
+        "backbone"] is None
+
+
+def test_mlflow_has_a_run_per_architecture_with_every_metric(tiny):
+    repo, _ = tiny
+    client = _client(repo)
+    exp = client.get_experiment_by_name("actionrec-tiny")
+    runs = client.search_runs([exp.experiment_id])
+    by_arch = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        by_arch[run.data.tags["architecture"]] = run
+    assert set(by_arch) == set(ARCHITECTURES)
+    keys = {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_macro_f1",
+            "learning_rate", *(f"test_{k}" for k in METRIC_KEYS)}
+    for arch, run in by_arch.items():
+        assert keys <= set(run.data.metrics), (arch, keys - set(run.data.metrics))
+        assert run.data.tags["dvc_stage"] == f"train@{arch}"
+        assert len(run.data.tags["git_commit"]) == 40
+        assert run.data.params["architecture"] == arch
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert len(history) == json.loads(
+            (repo / "reports" / arch / "metrics.json").read_text())["epochs_trained"]
+        versions = client.search_model_versions(f"name='actionrec-{arch}'")
+        assert versions and versions[0].run_id in {r.info.run_id for r in runs}
+
+
+def test_registered_model_predicts_on_a_real_clip(tiny, sample_dir):
+    import mlflow.pyfunc
+
+    from actionrec.data.video import load_clip
+
+    repo, _ = tiny
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    meta = json.loads((repo / "models" / "lrcn" / "meta.json").read_text())
+    clip, _ = load_clip(sample_dir / "UCF-101" / "Punch" / "v_Punch_g03_c01.avi",
+                        meta["sequence_length"], meta["image_size"], meta["sampling"],
+                        meta["short_clip"], meta["crop"])
+    for arch in ("lrcn", "vgg16_bilstm"):
+        model = mlflow.pyfunc.load_model(f"models:/actionrec-{arch}/1")
+        size = json.loads((repo / "models" / arch / "meta.json").read_text())["image_size"]
+        x = clip if size == meta["image_size"] else load_clip(
+            sample_dir / "UCF-101" / "Punch" / "v_Punch_g03_c01.avi", meta["sequence_length"],
+            size)[0]
+        probs = model.predict(x[None])
+        assert list(probs.columns) == meta["classes"]
+        assert probs.shape == (1, 4) and abs(float(probs.iloc[0].sum()) - 1) < 1e-4
+
+
+def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(tiny):
+    repo, _ = tiny
+    again = run_cmd(["dvc", "repro"], cwd=repo, timeout=600)
+    assert "Running stage" not in again.stdout
+    changed = run_cmd(["dvc", "exp", "run", "-S", "models.lrcn.epochs=2"], cwd=repo, timeout=900)
+    ran = {line.split("'")[1] for line in changed.stdout.splitlines()
+           if line.startswith("Running stage")}
+    assert ran == {"train@lrcn", "evaluate@lrcn", "compare"}
+    assert json.loads((repo / "reports" / "lrcn" / "metrics.json").read_text())[
+        "epochs_trained"] <= 2
+
+
+def _train_eval(repo: Path, tag: str) -> dict:
+    out, report = repo / "runs" / tag / "model", repo / "runs" / tag / "report"
+    run_cmd([sys.executable, "stages/train.py", "convlstm", "--out", str(out),
+             "--work", str(repo / "runs" / tag / "work")], cwd=repo, timeout=900)
+    run_cmd([sys.executable, "stages/evaluate.py", "convlstm", "--model", str(out),
+             "--report", str(report)], cwd=repo, timeout=900)
+    metrics = json.loads((report / "metrics.json").read_text())
+    metrics.pop("latency_ms")
+    probs = pd.read_csv(report / "predictions.csv")
+    return {"metrics": metrics, "probs": probs.drop(columns=["video", "actual"]).to_numpy()}
+
+
+def test_two_runs_with_the_same_params_give_identical_test_metrics(tiny):
+    repo, _ = tiny
+    a, b = _train_eval(repo, "a"), _train_eval(repo, "b")
+    assert a["metrics"] == b["metrics"]
+    assert np.array_equal(a["probs"], b["probs"])
+
+
+def test_a_killed_training_resumes_from_its_last_epoch(tiny, tmp_path):
+    repo, _ = tiny
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["lrcn"].update(epochs=6, early_stopping_patience=50)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    work, out = tmp_path / "work", tmp_path / "model"
+    cmd = [sys.executable, "stages/train.py", "lrcn", "--params", str(tmp_path / "params.yaml"),
+           "--out", str(out), "--work", str(work)]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    first = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    history = work / "lrcn" / "history.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_before = len(pd.read_csv(history))
+    assert 2 <= done_before < 6 and not (out / "model.keras").exists()
+
+    second = run_cmd(cmd, cwd=repo, timeout=900)
+    assert "Epoch 1/6" not in second.stdout
+    assert f"Epoch {done_before + 1}/6" in second.stdout
+    final = pd.read_csv(out / "history.csv")
+    assert final["epoch"].tolist() == list(range(6))
+    assert not work.joinpath("lrcn").exists()  # resumable state removed after success
+    client = _client(repo)
+    run_id = json.loads((out / "meta.json").read_text())["mlflow_run_id"]
+    assert len(client.get_metric_history(run_id, "train_loss")) == 6  # one run, resumed
