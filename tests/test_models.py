@@ -18,9 +18,9 @@ T, C = 6, 3
 TINY = {
     "lrcn": S.LRCNSettings(image_size=32),
     "convlstm": S.ConvLSTMSettings(image_size=32, filters=[4, 8]),
-    "inceptionv3_gru": S.InceptionV3GRUSettings(image_size=75, weights=None),
-    "efficientnetb7_lstm": S.EfficientNetB7LSTMSettings(image_size=32, weights=None),
-    "vgg16_bilstm": S.VGG16BiLSTMSettings(image_size=32, weights=None),
+    "inceptionv3_gru": S.InceptionV3GRUSettings(image_size=75, backbone={"weights": None}),
+    "efficientnetb7_lstm": S.EfficientNetB7LSTMSettings(image_size=32, backbone={"weights": None}),
+    "vgg16_bilstm": S.VGG16BiLSTMSettings(image_size=32, backbone={"weights": None}),
 }
 
 
@@ -82,7 +82,7 @@ def test_head_ignores_padded_frames():
 
 def test_fine_tuning_unfreezes_only_the_top_layers():
     # VGG16's last layers: block5_conv2, block5_conv3, block5_pool, global average pooling.
-    s = TINY["vgg16_bilstm"].model_copy(update={"fine_tune_layers": 4})
+    s = S.VGG16BiLSTMSettings(image_size=32, backbone={"weights": None, "fine_tune_layers": 4})
     model = get_architecture("vgg16_bilstm").build(s, C, T)
     backbone = next(layer for layer in model.layers if layer.name == "vgg16")
     trainable = {w.path.split("/")[0] for w in backbone.trainable_weights}

@@ -54,7 +54,7 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
     frame_meta = json.loads((frame_store / "meta.json").read_text())
     index = pd.read_csv(frame_store / "index.csv")
     t = frame_meta["sequence_length"]
-    clips_per_batch = max(1, settings.feature_batch_size // t)
+    clips_per_batch = max(1, settings.backbone.feature_batch_size // t)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(index), desc=f"features {arch.backbone}", unit="clip",
                disable=not progress)
@@ -75,7 +75,7 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
         write_csv(out / f"{split}.csv", rows)
     bar.close()
     meta = {"architecture": arch_name, "backbone": arch.backbone, "feature_dim": bb.feature_dim,
-            "image_size": settings.image_size, "weights": settings.weights,
+            "image_size": settings.image_size, "weights": settings.backbone.weights,
             "sequence_length": t, "dtype": "float16"}
     write_json(out / "meta.json", meta)
     return meta

@@ -92,12 +92,11 @@ def features(params: str, arch: str, frames: str, out: str) -> dict[str, Any]:
     ``meta.json`` saying so, which keeps every ``train@<arch>`` stage's inputs alike.
     """
     from actionrec.features import extract_features
-    from actionrec.models import get_architecture
 
     cfg = load_params(params)
     s = cfg.models.get(arch)
     out_dir = Path(out)
-    if get_architecture(arch).backbone is None or getattr(s, "fine_tune_layers", 0):
+    if not s.trains_on_features:
         out_dir.mkdir(parents=True, exist_ok=True)
         meta = {"architecture": arch, "backbone": None,
                 "note": "trains end to end on frames; no features to cache"}

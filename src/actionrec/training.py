@@ -113,7 +113,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     s = params.models.get(name)
     t, c = params.frames.sequence_length, len(classes)
     frames = frames_root / str(s.image_size)
-    uses_features = arch.backbone is not None and not getattr(s, "fine_tune_layers", 0)
+    uses_features = s.trains_on_features
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 

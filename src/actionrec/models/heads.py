@@ -41,7 +41,7 @@ def build_recurrent_head(s: BackboneSettings, num_classes: int, sequence_length:
 def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int, name: str):
     """Backbone + head as one model: ``(N, T, S, S, 3)`` uint8 RGB frames -> ``(N, C)``.
 
-    The backbone (frozen unless ``s.fine_tune_layers``) runs on all ``N * T`` frames
+    The backbone (frozen unless ``s.backbone.fine_tune_layers``) runs on all ``N * T`` frames
     at once (:class:`~actionrec.models.layers.MergeTime`); the mask comes from the
     frames (all-zero = padding).
     """
@@ -53,10 +53,11 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
 
     size = s.image_size
     frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
-    backbone = build_backbone(backbone_name, size, s.weights)
-    backbone.trainable = bool(s.fine_tune_layers)
-    if s.fine_tune_layers:
-        top = backbone.layers[-s.fine_tune_layers:]
+    backbone = build_backbone(backbone_name, size, s.backbone.weights)
+    n_top = s.backbone.fine_tune_layers
+    backbone.trainable = bool(n_top)
+    if n_top:
+        top = backbone.layers[-n_top:]
         for layer in backbone.layers:
             # BatchNormalization stays frozen: its statistics come from ImageNet.
             layer.trainable = layer in top and not isinstance(layer, layers.BatchNormalization)
@@ -77,7 +78,7 @@ def backbone_feature_model(backbone_name: str, s: BackboneSettings):
     from actionrec.models.layers import BackbonePreprocess
 
     frames = keras.Input((s.image_size, s.image_size, 3), dtype="uint8", name="frame")
-    backbone = build_backbone(backbone_name, s.image_size, s.weights)
+    backbone = build_backbone(backbone_name, s.image_size, s.backbone.weights)
     backbone.trainable = False
     out = backbone(BackbonePreprocess(backbone_name)(frames), training=False)
     return keras.Model(frames, out, name=f"{backbone_name}_features")

@@ -15,6 +15,31 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
+class BackboneOptions(BaseModel):
+    """The pretrained backbone of an architecture (what ``extract_features`` depends on).
+
+    ``weights``: ``imagenet`` (Keras' download, cached in ``~/.keras/models``), a
+    path to a local ``.h5`` / ``.weights.h5`` file, or ``null`` for random weights
+    (tests and the tiny profile). ``fine_tune_layers > 0`` unfreezes that many of
+    the backbone's top layers and trains end to end on frames (slow on CPU) instead
+    of training the head on cached features. ``feature_batch_size``: frames per
+    backbone call while extracting features.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: str | None = "imagenet"
+    fine_tune_layers: Annotated[int, Field(ge=0)] = 0
+    feature_batch_size: PositiveInt = 32
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str | None) -> str | None:
+        if v is not None and v != "imagenet" and not v.endswith(".h5"):
+            raise ValueError("weights must be 'imagenet', null, or a path to a .h5 file")
+        return v
+
+
 class ArchSettings(BaseModel):
     """What every architecture section holds.
 
@@ -35,21 +60,26 @@ class ArchSettings(BaseModel):
     reduce_lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
     min_learning_rate: Annotated[float, Field(ge=0)] = 1e-6
     early_stopping_patience: PositiveInt = 10
+    backbone: BackboneOptions | None = None
+
+    @field_validator("backbone")
+    @classmethod
+    def _no_backbone(cls, v: BackboneOptions | None) -> BackboneOptions | None:
+        if v is not None:
+            raise ValueError("this architecture trains from scratch; set backbone: null")
+        return v
+
+    @property
+    def trains_on_features(self) -> bool:
+        """True when a frozen backbone's cached features feed the head."""
+        return self.backbone is not None and self.backbone.fine_tune_layers == 0
 
 
 class BackboneSettings(ArchSettings):
-    """An ImageNet backbone (frozen; features cached once) and a recurrent head.
+    """An ImageNet backbone (frozen; features cached once) and a recurrent head."""
 
-    ``weights``: ``imagenet`` (Keras' download, cached in ``~/.keras/models``), a
-    path to a local ``.h5`` / ``.weights.h5`` file, or ``null`` for random weights
-    (tests and the tiny profile). ``fine_tune_layers > 0`` unfreezes that many of
-    the backbone's top layers and trains end to end on frames (slow on CPU).
-    """
-
-    weights: str | None = "imagenet"
-    fine_tune_layers: Annotated[int, Field(ge=0)] = 0
+    backbone: BackboneOptions = BackboneOptions()
     fine_tune_learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-5
-    feature_batch_size: PositiveInt = 32
     units: list[PositiveInt] = Field(default=[16, 8], min_length=1)
     bidirectional: bool = False
     layer_norm: bool = False
@@ -58,12 +88,10 @@ class BackboneSettings(ArchSettings):
     dense_dropout: Rate = 0.0
     l2: Annotated[float, Field(ge=0)] = 0.0
 
-    @field_validator("weights")
+    @field_validator("backbone")
     @classmethod
-    def _weights(cls, v: str | None) -> str | None:
-        if v is not None and v != "imagenet" and not v.endswith(".h5"):
-            raise ValueError("weights must be 'imagenet', null, or a path to a .h5 file")
-        return v
+    def _no_backbone(cls, v: BackboneOptions) -> BackboneOptions:
+        return v  # required here (the default is ImageNet weights)
 
 
 class LRCNSettings(ArchSettings):

@@ -1,0 +1,124 @@
+"""Benchmark: training throughput of the five architectures on the project's input pipeline.
+
+Prints, per architecture, clips/s of one training epoch fed by the project's input
+pipeline (LRCN, ConvLSTM: ``FrameSequence`` streaming ``.npy`` clips from disk; the
+backbone architectures: their head on the cached feature store) against the same
+model on the same data already in memory as NumPy arrays (target: overhead <= 10 %);
+and, for the backbone architectures, the epoch time of the head on cached features
+against the whole network that runs the frozen backbone on every frame of every
+epoch (what ``extract_features`` saves).
+
+    python benchmarks/train.py                       # synthetic clips, small sizes
+    python benchmarks/train.py --clips-per-group 4 --length 20
+
+Each figure is the fastest of ``--repeat`` epochs after one warm-up epoch (graph
+tracing excluded). Image sizes default to CPU-friendly values (``--sizes``); the
+ratios, not the absolute speeds, are what the targets are about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _epoch_seconds(model, x, y, batch_size, repeat):
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)  # warm-up: tracing
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--groups", type=int, default=4)
+    ap.add_argument("--clips-per-group", type=int, default=2)
+    ap.add_argument("--length", type=int, default=20, help="sequence length T")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--sizes", nargs="+", default=["lrcn=64", "convlstm=64",
+                    "inceptionv3_gru=75", "efficientnetb7_lstm=64", "vgg16_bilstm=64"],
+                    help="ARCH=PIXELS image size per architecture")
+    args = ap.parse_args()
+    sizes = {k: int(v) for k, v in (s.split("=") for s in args.sizes)}
+
+    import keras
+    import numpy as np
+
+    from actionrec.config import FrameSettings
+    from actionrec.data.datasets import FrameSequence, load_features, one_hot, split_index
+    from actionrec.data.frames import extract_frames, read_clip
+    from actionrec.data.splits import build_manifest
+    from actionrec.data.synthetic import generate
+    from actionrec.data.validation import probe_videos
+    from actionrec.features import extract_features
+    from actionrec.models import get_architecture
+    from actionrec.training import compile_model, set_determinism
+
+    acts = ["sit_down", "stand_up", "wave", "jumping_jack", "walk"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate(root, acts, args.groups, 1, args.clips_per_group, 40, 60, 160, 120, 25.0, 0,
+                 progress=False)
+        manifest, classes, _ = build_manifest(root / "ucfTrainTestlist", root / "UCF-101", 1,
+                                              None, sorted(a.title().replace("_", "") for a in
+                                                           acts), 0.0, 0)
+        probed = probe_videos(list(manifest["path"]), root / "UCF-101", 0, progress=False)
+        extract_frames(manifest, probed, classes, root / "UCF-101", sorted(set(sizes.values())),
+                       FrameSettings(sequence_length=args.length), root / "frames", 0.0,
+                       root / "r.json", progress=False)
+        n_classes, t, bs = len(classes), args.length, args.batch_size
+        print(f"train benchmark: {len(manifest[manifest.split == 'train'])} train clips, "
+              f"T={t}, batch {bs}, keras {keras.__version__} ({keras.backend.backend()}), "
+              f"best of {args.repeat} epochs")
+        for name, size in sizes.items():
+            arch = get_architecture(name)
+            store = root / "frames" / str(size)
+            train_rows = split_index(store, "train")
+            y = one_hot(train_rows["label"].to_numpy(), n_classes)
+            frames = np.stack([read_clip(store, f) for f in train_rows["file"]])
+            if arch.backbone is None:
+                s = arch.settings(image_size=size)
+                set_determinism(0)
+                model = arch.build(s, n_classes, t)
+                compile_model(model, 1e-3, 0.9, 0.999, n_classes)
+                seq = FrameSequence(store, train_rows, n_classes, bs, shuffle=True)
+                piped = _epoch_seconds(model, seq, None, None, args.repeat)
+                memory = _epoch_seconds(model, frames, y, bs, args.repeat)
+                rows.append((name, len(y) / piped, len(y) / memory, piped / memory - 1, None))
+                continue
+            s = arch.settings(image_size=size, backbone={"weights": None})
+            extract_features(name, s, store, root / "features" / name, progress=False)
+            feats, mask, frows = load_features(root / "features" / name, "train")
+            set_determinism(0)
+            head = arch.build_head(s, n_classes, t, feats.shape[-1])
+            compile_model(head, 1e-3, 0.9, 0.999, n_classes)
+            piped = _epoch_seconds(head, [np.asarray(feats, np.float32), mask], y, bs,
+                                   args.repeat)
+            preload = [np.array(feats, np.float32), mask]
+            memory = _epoch_seconds(head, preload, y, bs, args.repeat)
+            full = arch.build(s, n_classes, t, head=head)
+            compile_model(full, 1e-3, 0.9, 0.999, n_classes)
+            every_epoch = _epoch_seconds(full, frames, y, bs, 1)
+            rows.append((name, len(y) / piped, len(y) / memory, piped / memory - 1,
+                         every_epoch / piped))
+    print()
+    print("| architecture | size | clips/s, project pipeline | clips/s, in-memory arrays | "
+          "overhead | cached features vs backbone every epoch |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, piped, memory, overhead, speedup in rows:
+        sp = f"{speedup:.0f}x faster" if speedup else "n/a (trains on frames)"
+        print(f"| {name} | {sizes[name]} | {piped:.1f} | {memory:.1f} | {overhead:+.1%} | {sp} |")
+
+
+if __name__ == "__main__":
+    main()
