@@ -24,11 +24,12 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
 from actionrec.config import Params
 from actionrec.data.datasets import FrameSequence, load_features, one_hot, split_index
 from actionrec.data.frames import read_clip
-from actionrec.io import write_json
+from actionrec.io import write_csv, write_json
 from actionrec.models import get_architecture
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "macro_f1")
@@ -134,8 +135,11 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
 
     monitor = "val_loss" if data.val is not None else "loss"
     best = work_dir / "best.weights.h5"
+    # The epoch's record (MLflow, CSV) is written before the backup: a run killed in
+    # between repeats that epoch on resume (the duplicate row is dropped at the end),
+    # it never loses one.
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        tracking.EpochMetrics(),
         keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
                                           patience=s.reduce_lr_patience,
@@ -144,7 +148,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
                                       restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, save_best_only=True,
                                         save_weights_only=True),
-        tracking.EpochMetrics(),
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
     ]
 
     tracking.setup(tracking.tracking_uri(params.mlflow.tracking_uri, root),
@@ -179,7 +183,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         tmp = out_dir / ".model.tmp.keras"
         full.save(tmp)
         tmp.replace(model_path)
-        shutil.copy(work_dir / "history.csv", out_dir / "history.csv")
+        hist = pd.read_csv(work_dir / "history.csv")
+        write_csv(out_dir / "history.csv",
+                  hist.drop_duplicates("epoch", keep="last").sort_values("epoch"))
         epochs = len(history(out_dir / "history.csv")["epoch"])
         meta = {
             "architecture": name, "classes": classes, "num_classes": c,
@@ -209,8 +215,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
 
 def history(path: Path) -> dict[str, list[float]]:
     """``history.csv`` as ``{column: values}`` (``epoch``, ``loss``, ``val_loss``...)."""
-    import pandas as pd
-
     return {k: v.tolist() for k, v in pd.read_csv(path).items()}
 
 
