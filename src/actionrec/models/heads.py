@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from actionrec.models import Architecture
 from actionrec.models.settings import BackboneSettings
 
 
@@ -82,3 +83,26 @@ def backbone_feature_model(backbone_name: str, s: BackboneSettings):
     backbone.trainable = False
     out = backbone(BackbonePreprocess(backbone_name)(frames), training=False)
     return keras.Model(frames, out, name=f"{backbone_name}_features")
+
+
+def backbone_architecture(name: str, backbone: str, settings: type[BackboneSettings],
+                          design: str) -> Architecture:
+    """An :class:`Architecture` made of a frozen ``backbone`` and :func:`build_recurrent_head`.
+
+    ``build(s, num_classes, sequence_length, head=None)`` assembles the whole network
+    around ``head`` (a trained one, or a new one when ``None``).
+    """
+
+    def build_head(s: BackboneSettings, num_classes: int, sequence_length: int,
+                   feature_dim: int):
+        return build_recurrent_head(s, num_classes, sequence_length, feature_dim, name)
+
+    def build(s: BackboneSettings, num_classes: int, sequence_length: int, head=None):
+        from actionrec.models.backbones import BACKBONES
+
+        if head is None:
+            head = build_head(s, num_classes, sequence_length, BACKBONES[backbone].feature_dim)
+        return assemble(backbone, s, head, sequence_length, name)
+
+    return Architecture(name=name, settings=settings, build=build, backbone=backbone,
+                        build_head=build_head, design=design)
