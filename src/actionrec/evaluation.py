@@ -40,10 +40,11 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
     pred = probs.argmax(axis=1)
     p, r, f, _ = precision_recall_fscore_support(labels, pred, labels=list(range(len(classes))),
                                                  average="macro", zero_division=0)
-    k = min(top_k, len(classes))
+    # The key names the configured k even when there are fewer classes (then it is 1.0),
+    # so that every run has the same metric names.
     metrics = {
         "top1_accuracy": float(np.mean(pred == labels)),
-        f"top{k}_accuracy": topk_accuracy(probs, labels, k),
+        f"top{top_k}_accuracy": topk_accuracy(probs, labels, top_k),
         "macro_precision": float(p), "macro_recall": float(r), "macro_f1": float(f),
         "n_test": int(len(labels)),
     }

@@ -85,7 +85,7 @@ def training_run(arch: str, run_id: str | None, tags: dict[str, str]):
 
 class EpochMetrics(keras.callbacks.Callback):
     """Log every epoch's logs to the active MLflow run: ``loss`` -> ``train_loss``,
-    ``val_loss`` -> ``val_loss``, plus ``learning_rate``; step = epoch."""
+    ``val_loss`` -> ``val_loss``, plus the optimizer's ``learning_rate``; step = epoch."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         import mlflow
@@ -94,6 +94,8 @@ class EpochMetrics(keras.callbacks.Callback):
         for k, v in (logs or {}).items():
             name = k if k.startswith("val_") or k == "learning_rate" else f"train_{k}"
             metrics[name] = float(v)
+        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
         mlflow.log_metrics(metrics, step=epoch)
 
 

@@ -148,7 +148,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
                                       restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, save_best_only=True,
                                         save_weights_only=True),
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        # double_checkpoint: a kill while the backup is written falls back to the previous one.
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup"), double_checkpoint=True),
     ]
 
     tracking.setup(tracking.tracking_uri(params.mlflow.tracking_uri, root),
