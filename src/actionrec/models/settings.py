@@ -62,13 +62,6 @@ class ArchSettings(BaseModel):
     early_stopping_patience: PositiveInt = 10
     backbone: BackboneOptions | None = None
 
-    @field_validator("backbone")
-    @classmethod
-    def _no_backbone(cls, v: BackboneOptions | None) -> BackboneOptions | None:
-        if v is not None:
-            raise ValueError("this architecture trains from scratch; set backbone: null")
-        return v
-
     @property
     def trains_on_features(self) -> bool:
         """True when a frozen backbone's cached features feed the head."""
@@ -88,13 +81,19 @@ class BackboneSettings(ArchSettings):
     dense_dropout: Rate = 0.0
     l2: Annotated[float, Field(ge=0)] = 0.0
 
+
+class ScratchSettings(ArchSettings):
+    """An architecture trained from scratch on frames: it has no backbone."""
+
     @field_validator("backbone")
     @classmethod
-    def _no_backbone(cls, v: BackboneOptions) -> BackboneOptions:
-        return v  # required here (the default is ImageNet weights)
+    def _no_backbone(cls, v: BackboneOptions | None) -> None:
+        if v is not None:
+            raise ValueError("this architecture trains from scratch; set backbone: null")
+        return None
 
 
-class LRCNSettings(ArchSettings):
+class LRCNSettings(ScratchSettings):
     """LRCN (Donahue et al., CVPR 2015), from scratch: per-frame CNN + LSTM."""
 
     filters: list[PositiveInt] = Field(default=[16, 32, 64], min_length=1)
@@ -105,7 +104,7 @@ class LRCNSettings(ArchSettings):
     l2: Annotated[float, Field(ge=0)] = 1e-4
 
 
-class ConvLSTMSettings(ArchSettings):
+class ConvLSTMSettings(ScratchSettings):
     """ConvLSTM (Shi et al., NeurIPS 2015) stack, from scratch."""
 
     filters: list[PositiveInt] = Field(default=[4, 8, 14, 16], min_length=1)
