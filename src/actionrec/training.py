@@ -185,9 +185,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         full.save(tmp)
         tmp.replace(model_path)
         hist = pd.read_csv(work_dir / "history.csv")
-        write_csv(out_dir / "history.csv",
-                  hist.drop_duplicates("epoch", keep="last").sort_values("epoch"))
-        epochs = len(history(out_dir / "history.csv")["epoch"])
+        hist = hist.drop_duplicates("epoch", keep="last").sort_values("epoch")
+        write_csv(out_dir / "history.csv", hist)
+        epochs = len(hist)
         meta = {
             "architecture": name, "classes": classes, "num_classes": c,
             "sequence_length": t, "image_size": s.image_size,
@@ -212,11 +212,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         })
     shutil.rmtree(work_dir, ignore_errors=True)
     return meta
-
-
-def history(path: Path) -> dict[str, list[float]]:
-    """``history.csv`` as ``{column: values}`` (``epoch``, ``loss``, ``val_loss``...)."""
-    return {k: v.tolist() for k, v in pd.read_csv(path).items()}
 
 
 def read_meta(model_dir: Path) -> dict[str, Any]:

@@ -26,8 +26,6 @@ instead of ~1.1x; see docs/benchmarks.md).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,23 +36,16 @@ import pandas as pd
 from actionrec.config import FrameSettings
 from actionrec.data.video import VideoDecodeError, crop_resize, read_frames, sample_indices
 from actionrec.errors import DatasetError
-from actionrec.io import write_csv, write_json
+from actionrec.io import atomic_open, write_csv, write_json
 from actionrec.parallel import imap_progress
 
 INDEX_COLUMNS = ["file", "video", "class_name", "label", "split", "group", "n_frames", "n_valid"]
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary sibling, then rename (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``np.save`` to a temporary sibling, then rename (atomic; no fsync, see atomic_open)."""
+    with atomic_open(path, "wb", fsync=False) as fh:
+        np.save(fh, array, allow_pickle=False)
 
 
 def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None) -> np.ndarray:
