@@ -138,6 +138,11 @@ def group_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _plain(obj: Any) -> Any:
+    """GX result objects -> JSON-safe builtins (anything unknown becomes its ``str``)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
 def run_suite(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]],
               index_column: dict[str, str]) -> list[CheckResult]:
     """Validate each table with its expectations in an ephemeral GX context."""
@@ -167,14 +172,14 @@ def run_suite(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]],
             res = r.result or {}
             unexpected = res.get("unexpected_index_list") or res.get("unexpected_list") or []
             if not unexpected and "details" in res:  # set expectations report the missing values
-                unexpected = [json.loads(json.dumps(res["details"], default=str))]
+                unexpected = [res["details"]]
             kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id",)}
             results.append(CheckResult(
                 table=name, expectation=cfg.type, description=cfg.description or "",
-                kwargs=json.loads(json.dumps(kwargs, default=str)),
+                kwargs=_plain(kwargs),
                 success=bool(r.success),
                 unexpected_count=int(res.get("unexpected_count") or (0 if r.success else 1)),
-                unexpected=[json.loads(json.dumps(u, default=str)) for u in unexpected[:20]],
+                unexpected=[_plain(u) for u in unexpected[:20]],
             ))
     return results
 
