@@ -168,7 +168,7 @@ def _group_style(rng: np.random.Generator) -> GroupStyle:
     fig = (bg + rng.integers(90, 166, size=3)) % 256  # keep contrast with the background
     return GroupStyle(
         scale=float(rng.uniform(0.5, 0.75)),
-        thickness=int(rng.integers(2, 5)),
+        thickness=int(rng.integers(3, 6)),
         figure_bgr=tuple(int(v) for v in fig),
         background_bgr=tuple(int(v) for v in bg),
         gradient=float(rng.uniform(-60, 60)),
@@ -189,14 +189,22 @@ def _background(style: GroupStyle, w: int, h: int, margin: int) -> np.ndarray:
     img = np.clip(np.array(style.background_bgr, np.float32) + ramp, 0, 255)
     img = np.ascontiguousarray(np.broadcast_to(img, (H, W, 3)).astype(np.uint8))
     rng = np.random.default_rng(style.clutter_seed)
+    # Clutter stays in the outer fifths of the width: the actor (x_center 0.4-0.6 of the
+    # width, walking 0.35 of it) is never drawn over an object of arbitrary colour, which
+    # could hide its limbs entirely at low resolution.
+    band = W // 5
     for _ in range(int(rng.integers(2, 6))):
         colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        x0, y0 = int(rng.integers(0, W)), int(rng.integers(0, H))
+        left = rng.random() < 0.5
+        y0 = int(rng.integers(0, H))
         if rng.random() < 0.5:
-            x1, y1 = x0 + int(rng.integers(5, W // 3)), y0 + int(rng.integers(5, H // 3))
-            cv2.rectangle(img, (x0, y0), (x1, y1), colour, -1)
+            wr, hr = int(rng.integers(3, max(4, band))), int(rng.integers(5, max(6, H // 3)))
+            x0 = int(rng.integers(0, max(1, band - wr))) + (0 if left else W - band)
+            cv2.rectangle(img, (x0, y0), (x0 + wr, y0 + hr), colour, -1)
         else:
-            cv2.circle(img, (x0, y0), int(rng.integers(3, max(4, H // 6))), colour, -1)
+            r = int(rng.integers(2, max(3, band // 2)))
+            x0 = int(rng.integers(0, max(1, band - 2 * r))) + r + (0 if left else W - band)
+            cv2.circle(img, (x0, y0), r, colour, -1)
     return img
 
 
