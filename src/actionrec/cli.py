@@ -11,6 +11,7 @@
     actionrec synthesize DIR    # write a synthetic dataset anywhere (no params needed)
     actionrec params            # print the validated params as YAML
     actionrec profile tiny      # `-S` arguments: dvc exp run $(actionrec profile tiny)
+    actionrec gate              # CI regression gate: reports/ against ci/baseline/
 
 Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params file.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the stage output.
@@ -131,11 +133,29 @@ def build_parser() -> argparse.ArgumentParser:
                     "for use as `dvc exp run $(actionrec profile tiny)`.")
     _params(p)
     p.add_argument("name", help="profile name: a key of `profiles:` in params.yaml, or full")
+
+    p = sub.add_parser(
+        "gate", help="CI regression gate: test metrics against the committed baseline",
+        description="Compare <reports>/<arch>/metrics.json with the baseline (gate.baseline "
+                    "in params.yaml). Fails (exit 1) when an architecture or a gated metric "
+                    "(gate.metrics) is missing, or a metric dropped by more than "
+                    "gate.tolerance. Prints a Markdown table of every check.")
+    _params(p)
+    p.add_argument("--reports", default="reports", help="this run's reports (default: %(default)s)")
+    p.add_argument("--baseline", help="baseline folder (default: gate.baseline)")
+    p.add_argument("--tolerance", type=float, help="largest allowed drop (default: gate.tolerance)")
+    p.add_argument("--summary", metavar="FILE",
+                   help="also append the table to FILE, e.g. $GITHUB_STEP_SUMMARY")
+    p.add_argument("--update", action="store_true",
+                   help="rewrite the baseline from --reports instead of checking")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``actionrec`` console script and of ``stages/*.py``."""
+    # Under `dvc repro` stdout is a pipe: line buffering shows each epoch as it ends.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     args = build_parser().parse_args(argv)
     if args.command == "download":
         pipeline.run_stage(pipeline.download, params=args.params, out=args.out, cache=args.cache)
@@ -169,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         pipeline.run_stage(pipeline.show_params, params=args.params)
     elif args.command == "profile":
         pipeline.run_stage(pipeline.profile_args, params=args.params, name=args.name)
+    elif args.command == "gate":
+        pipeline.run_stage(pipeline.gate, params=args.params, reports=args.reports,
+                           baseline=args.baseline, tolerance=args.tolerance,
+                           summary=args.summary, update=args.update)
 
 
 if __name__ == "__main__":
