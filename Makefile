@@ -2,10 +2,10 @@
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup pipeline demo test lint bench
+.PHONY: help setup pipeline demo test lint ci-pipeline baseline bench
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup:  ## install system + Python dependencies into .venv
 	@bash scripts/bootstrap.sh
@@ -19,6 +19,12 @@ demo: setup  ## offline demo: the whole pipeline on the tiny synthetic profile
 test: setup  ## lint + the test suite (real dvc, real video; skips ../shared tests when absent)
 	ruff check .
 	pytest
+
+ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ + regression gate
+	bash ci/tiny_pipeline.sh
+
+baseline: setup  ## rerun the tiny pipeline and rewrite ci/baseline/ (commit it with your change)
+	bash ci/tiny_pipeline.sh --update-baseline
 
 lint: setup  ## ruff only
 	ruff check .

@@ -35,11 +35,11 @@ def test_profile_args_are_shell_safe(repo_params, tmp_path, capsys):
     assert args[0::2] == ["-S"] * (len(args) // 2)
     assert "-S data.source=synthetic" in capsys.readouterr().out
     assert not any(ch.isspace() for a in args for ch in a)
-    assert 'data.synthetic.actions=["sit_down","stand_up","wave","jumping_jack"]' in args
+    assert 'data.synthetic.actions=["walk","wave","jumping_jack","sit_down"]' in args
 
 
 def test_unknown_profile_names_the_choices(repo_params):
-    with pytest.raises(ConfigError, match=r"unknown profile 'huge'.*'sample', 'tiny'"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'huge'.*'sample', 'synthetic', 'tiny'"):
         profile_overrides(repo_params, "huge")
 
 

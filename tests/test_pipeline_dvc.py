@@ -29,9 +29,9 @@ def test_tiny_profile_runs_end_to_end_and_reruns_only_what_changed(repo):
     for stage in ("download", "subsample", "validate", "extract_frames"):
         assert f"Running stage '{stage}'" in proc.stdout
     manifest = pd.read_csv(repo / "data" / "manifest.csv")
-    assert len(manifest) == 4 * 6 * 2 and set(manifest["split"]) == {"train", "val", "test"}
+    assert len(manifest) == 4 * 16 * 4 and set(manifest["split"]) == {"train", "val", "test"}
     assert json.loads((repo / "data" / "classes.json").read_text()) == [
-        "JumpingJack", "SitDown", "StandUp", "Wave"]
+        "JumpingJack", "SitDown", "Walk", "Wave"]
     assert "**PASSED**" in (repo / "reports" / "validation.md").read_text()
     for size in (32, 75):
         index = pd.read_csv(repo / "data" / "frames" / str(size) / "index.csv")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ def tiny(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """The tiny profile run once with `dvc exp run`, shared by the tests of this module."""
     repo = make_project(tmp_path_factory.mktemp("tiny") / "repo")
     proc = run_cmd(["dvc", "exp", "run", *profile_args(repo, "tiny")], cwd=repo, timeout=1500)
+    # The first run's reports, before later tests rerun stages with other params.
+    shutil.copytree(repo / "reports", repo.parent / "first_reports")
     return repo, proc
 
 
@@ -57,6 +60,47 @@ def test_every_stage_ran_and_left_its_outputs(tiny):
     assert all(f"reports/{a}/metrics.json" in shown for a in ARCHITECTURES)
     plots = run_cmd(["dvc", "plots", "show", "--json"], cwd=repo).stdout
     assert "reports/lrcn/confusion.csv" in plots
+
+
+def _gate(repo: Path, reports: Path) -> subprocess.CompletedProcess:
+    """``actionrec gate`` of ``reports`` against the repository's committed baseline."""
+    from tests.conftest import REPO
+
+    return run_cmd(["actionrec", "gate", "--reports", str(reports),
+                    "--baseline", str(REPO / "ci" / "baseline")], cwd=repo, check=False)
+
+
+def test_an_unchanged_tiny_run_passes_the_regression_gate(tiny):
+    """This run is the committed baseline's run: the gate passes (else `make baseline`)."""
+    repo, _ = tiny
+    proc = _gate(repo, repo.parent / "first_reports")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "**regressed**" not in proc.stdout and "| new |" not in proc.stdout
+
+
+def test_a_degraded_run_fails_the_regression_gate(tiny, tmp_path):
+    """A real run of LRCN that learns nothing (learning rate 1e-9) is stopped by the gate."""
+    repo, _ = tiny
+    baseline = json.loads((repo.parent / "first_reports" / "lrcn" / "metrics.json").read_text())
+    tol = yaml.safe_load((repo / "params.yaml").read_text())["gate"]["tolerance"]
+    assert baseline["top1_accuracy"] > 0.25 + 2 * tol, "tiny LRCN must learn above chance"
+    out, report = tmp_path / "model", tmp_path / "reports" / "lrcn"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["lrcn"]["learning_rate"] = 1e-9
+    params["mlflow"].update(register=False, experiment="degraded")  # apart from the tiny runs
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run_cmd([sys.executable, "stages/train.py", "lrcn", "--params", str(tmp_path / "params.yaml"),
+             "--out", str(out), "--work", str(tmp_path / "work")], cwd=repo, timeout=900)
+    run_cmd([sys.executable, "stages/evaluate.py", "lrcn", "--params",
+             str(tmp_path / "params.yaml"), "--model", str(out), "--report", str(report)],
+            cwd=repo, timeout=900)
+    for arch in ARCHITECTURES[1:]:  # the others as they were
+        shutil.copytree(repo.parent / "first_reports" / arch, tmp_path / "reports" / arch)
+    proc = _gate(repo, tmp_path / "reports")
+    assert proc.returncode == 1, proc.stdout
+    assert "| lrcn | top1_accuracy |" in proc.stdout and "**regressed**" in proc.stdout
+    assert "lrcn (regressed)" in proc.stderr
+    assert all(f"{a} (" not in proc.stderr for a in ARCHITECTURES[1:])
 
 
 def test_frozen_backbones_train_on_cached_features(tiny):
@@ -129,11 +173,16 @@ def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(tiny):
 
 
 def _train_eval(repo: Path, tag: str) -> dict:
-    out, report = repo / "runs" / tag / "model", repo / "runs" / tag / "report"
-    run_cmd([sys.executable, "stages/train.py", "convlstm", "--out", str(out),
-             "--work", str(repo / "runs" / tag / "work")], cwd=repo, timeout=900)
-    run_cmd([sys.executable, "stages/evaluate.py", "convlstm", "--model", str(out),
-             "--report", str(report)], cwd=repo, timeout=900)
+    run = repo / "runs" / tag
+    out, report, params = run / "model", run / "report", run / "params.yaml"
+    cfg = yaml.safe_load((repo / "params.yaml").read_text())
+    cfg["models"]["convlstm"]["epochs"] = 2  # determinism shows in two epochs; saves CI time
+    run.mkdir(parents=True)
+    params.write_text(yaml.safe_dump(cfg))
+    run_cmd([sys.executable, "stages/train.py", "convlstm", "--params", str(params),
+             "--out", str(out), "--work", str(run / "work")], cwd=repo, timeout=900)
+    run_cmd([sys.executable, "stages/evaluate.py", "convlstm", "--params", str(params),
+             "--model", str(out), "--report", str(report)], cwd=repo, timeout=900)
     metrics = json.loads((report / "metrics.json").read_text())
     metrics.pop("latency_ms")
     probs = pd.read_csv(report / "predictions.csv")

@@ -218,6 +218,14 @@ class EvaluateSettings(_Strict):
     latency_runs: PositiveInt = 10
 
 
+class GateSettings(_Strict):
+    """The CI regression gate (``actionrec gate``, ``ci/tiny_pipeline.sh``); no stage uses it."""
+
+    baseline: str = "ci/baseline"  # committed <arch>/metrics.json of the tiny profile
+    metrics: Annotated[list[str], Field(min_length=1)] = ["top1_accuracy", "macro_f1"]
+    tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.07  # largest allowed drop
+
+
 class Params(_Strict):
     """The whole of ``params.yaml`` (less the ``profiles`` table)."""
 
@@ -229,6 +237,7 @@ class Params(_Strict):
     models: ModelsSettings
     mlflow: MlflowSettings = MlflowSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    gate: GateSettings = GateSettings()
 
     def experiment_name(self) -> str:
         """MLflow experiment: ``mlflow.experiment`` or ``actionrec-<profile>``."""

@@ -156,6 +156,43 @@ def compare(params: str, reports: str) -> None:
           f"see {Path(reports) / 'comparison.md'}")
 
 
+def gate(params: str, reports: str, baseline: str | None, tolerance: float | None,
+         summary: str | None, update: bool) -> bool:
+    """CI regression gate: ``<reports>/<arch>/metrics.json`` against the committed baseline.
+
+    Prints the comparison table (Markdown; also appended to ``summary``, e.g.
+    ``$GITHUB_STEP_SUMMARY``). With ``update`` the baseline is rewritten from ``reports``
+    instead. Settings come from ``gate:`` in params; ``baseline``/``tolerance`` override.
+
+    Raises:
+        ActionrecError: the gate failed (the message says how to update the baseline when
+            the change is intended), or a metrics directory is missing.
+    """
+    from actionrec import gate as g
+
+    cfg = load_params(params).gate
+    base = Path(baseline or cfg.baseline)
+    tol = cfg.tolerance if tolerance is None else tolerance
+    if update:
+        archs = g.update_baseline(Path(reports), base)
+        print(f"gate: baseline {base} rewritten from {reports} ({', '.join(archs)}); "
+              "commit it with the change that moved the metrics")
+        return True
+    rows = g.compare(g.read_metrics(base), g.read_metrics(Path(reports)), cfg.metrics, tol)
+    table = g.markdown(rows, tol)
+    print(table, end="")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(table + "\n")
+    failed = [r for r in rows if r.failed]
+    if failed:
+        worst = ", ".join(sorted({f"{r.architecture} ({r.status})" for r in failed}))
+        raise ActionrecError(
+            f"regression gate failed: {worst}. If the change is intended, rewrite the "
+            f"baseline with `make baseline` and commit {base}/.")
+    return True
+
+
 def synthesize(params: str, out: str) -> Path:
     """Write the synthetic dataset of ``data.synthetic`` to ``out`` (outside the pipeline)."""
     from actionrec.data.sources import fetch_synthetic

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The tiny-data pipeline and the regression gate, exactly as CI runs them: the GitHub
+# workflow (.github/workflows/ci.yml) and .ci/run both call this script, so they cannot drift.
+#
+#   ci/tiny_pipeline.sh                    run the tiny profile, then the regression gate
+#   ci/tiny_pipeline.sh --update-baseline  run it, then rewrite ci/baseline/ from the result
+#
+# The run happens in a scratch copy of the working tree (uncommitted changes included):
+# $ACTIONREC_CI_WORK, default .ci-work/ (git-ignored). The copy is a fresh git + DVC repo
+# whose first commit holds the baseline as reports/<arch>/metrics.json, so that
+# `dvc metrics diff HEAD --md` shows what this change did to every metric.
+# It leaves: reports/, dvc_plots/ (dvc plots show), metrics_diff.md and gate.md.
+# With $GITHUB_STEP_SUMMARY set, both tables are appended to the job summary.
+# Exit status: 0 passed, 1 gate failed or pipeline error, 2 usage error.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=${ACTIONREC_CI_WORK:-$root/.ci-work}
+update=0
+case "${1:-}" in
+  "") ;;
+  --update-baseline) update=1 ;;
+  -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "error: unknown argument '$1' (see ci/tiny_pipeline.sh --help)" >&2; exit 2 ;;
+esac
+for tool in actionrec dvc git; do
+  command -v "$tool" >/dev/null || {
+    echo "error: '$tool' not found on PATH. Run 'make setup' and 'source .venv/bin/activate'," \
+      "or call this script through 'make ci-pipeline'." >&2
+    exit 2
+  }
+done
+
+baseline=$(cd "$root" && python -c 'from actionrec.config import load_params; print(load_params().gate.baseline)')
+case "$baseline" in /*) ;; *) baseline="$root/$baseline" ;; esac
+echo "== scratch project: $work"
+rm -rf "$work"
+mkdir -p "$work"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard \
+  | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  | tar --null -T - -cf -) | tar -xf - -C "$work"
+cd "$work"
+export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-actionrec-ci} GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-ci@actionrec.invalid}
+export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-actionrec-ci} GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-ci@actionrec.invalid}
+unset MLFLOW_TRACKING_URI  # the scratch project keeps its own sqlite store
+git init -q
+if [ -d "$baseline" ]; then
+  for f in "$baseline"/*/metrics.json; do
+    [ -e "$f" ] || continue
+    arch=$(basename "$(dirname "$f")")
+    mkdir -p "reports/$arch"
+    cp "$f" "reports/$arch/metrics.json"
+  done
+fi
+git add -A
+git add -f reports 2>/dev/null || true
+git commit -qm "baseline: the working tree, with the committed baseline as reports/<arch>/metrics.json"
+
+echo "== tiny pipeline: dvc exp run \$(actionrec profile tiny)"
+start=$(date +%s)
+# shellcheck disable=SC2046  # the profile is a list of -S arguments, split on purpose
+dvc exp run $(actionrec profile tiny)
+echo "== tiny pipeline finished in $(( $(date +%s) - start )) s"
+
+dvc plots show -o dvc_plots >/dev/null
+{
+  echo "### Test metrics, tiny profile: this change against the committed baseline"
+  echo
+  echo "\`dvc metrics diff HEAD --md\` (HEAD holds the baseline):"
+  echo
+  dvc metrics diff HEAD --md --precision 3 --all
+} > metrics_diff.md
+cat metrics_diff.md
+
+if [ "$update" = 1 ]; then
+  actionrec gate --reports reports --baseline "$baseline" --update
+  exit 0
+fi
+status=0
+actionrec gate --reports reports --baseline "$baseline" > gate.md || status=$?
+cat gate.md
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  { cat metrics_diff.md; echo; cat gate.md; } >> "$GITHUB_STEP_SUMMARY"
+fi
+exit "$status"

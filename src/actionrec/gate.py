@@ -1,0 +1,149 @@
+"""The CI regression gate: this run's test metrics against a committed baseline.
+
+The baseline is a copy of the tiny profile's ``reports/<arch>/metrics.json`` files kept
+in git under ``gate.baseline`` (``ci/baseline/<arch>/metrics.json``). The gate fails when,
+for any architecture in the baseline,
+
+- the architecture has no ``metrics.json`` in this run (missing architecture),
+- a gated metric (``gate.metrics``) is absent or not a finite number (missing metric), or
+- a gated metric dropped by more than ``gate.tolerance`` (absolute, metrics in [0, 1]).
+
+Training is deterministic (``training.set_determinism``), so a rerun on the same machine
+reproduces the baseline exactly; the tolerance only absorbs floating-point differences
+between CPUs, about one test clip of the tiny profile. Improvements and architectures new
+to this run pass and are listed, so the table says when the baseline is worth updating.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from actionrec.errors import ActionrecError
+from actionrec.io import write_json
+
+#: Row statuses, in the order a reader cares about them.
+FAILING = ("missing architecture", "missing metric", "regressed")
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One (architecture, metric) comparison; values are fractions in [0, 1] or None."""
+
+    architecture: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    status: str  # "ok", "improved", "new", or one of FAILING
+
+    @property
+    def change(self) -> float | None:
+        if self.baseline is None or self.current is None:
+            return None
+        return self.current - self.baseline
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+
+def read_metrics(root: Path) -> dict[str, dict]:
+    """``{architecture: metrics}`` from every ``<root>/<arch>/metrics.json``.
+
+    Raises:
+        ActionrecError: ``root`` is not a directory, or a ``metrics.json`` is not JSON.
+    """
+    if not root.is_dir():
+        raise ActionrecError(f"no metrics directory at {root}")
+    out = {}
+    for path in sorted(root.glob("*/metrics.json")):
+        try:
+            out[path.parent.name] = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ActionrecError(f"{path} is not valid JSON: {err}") from err
+    return out
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def compare(baseline: dict[str, dict], current: dict[str, dict], metrics: list[str],
+            tolerance: float) -> list[GateRow]:
+    """Every (architecture, metric) of ``baseline`` and ``current``, judged.
+
+    Args:
+        baseline, current: ``{architecture: metrics.json content}``.
+        metrics: the gated keys, e.g. ``["top1_accuracy", "macro_f1"]``.
+        tolerance: largest allowed drop (absolute); a drop of exactly ``tolerance`` passes.
+
+    Returns:
+        Rows sorted by architecture then metric order; ``row.failed`` marks the failures.
+    """
+    rows = []
+    for arch in sorted(set(baseline) | set(current)):
+        for metric in metrics:
+            base = _number(baseline[arch].get(metric)) if arch in baseline else None
+            cur = _number(current[arch].get(metric)) if arch in current else None
+            if arch not in baseline:
+                status = "new"
+            elif arch not in current:
+                status = "missing architecture"
+            elif cur is None:
+                status = "missing metric"
+            elif base is None:
+                status = "new"
+            elif base - cur > tolerance + 1e-12:
+                status = "regressed"
+            else:
+                status = "improved" if cur > base else "ok"
+            rows.append(GateRow(arch, metric, base, cur, status))
+    return rows
+
+
+def markdown(rows: list[GateRow], tolerance: float) -> str:
+    """The rows as a Markdown table with a one-line verdict above it."""
+    failed = [r for r in rows if r.failed]
+    head = (f"**Regression gate: FAILED** ({len(failed)} of {len(rows)} checks; "
+            f"tolerance {tolerance:g})" if failed else
+            f"**Regression gate: passed** ({len(rows)} checks; tolerance {tolerance:g})")
+
+    def fmt(v: float | None, sign: bool = False) -> str:
+        return "—" if v is None else (f"{v:+.3f}" if sign else f"{v:.3f}")
+
+    lines = [head, "", "| architecture | metric | baseline | this run | change | status |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        status = f"**{r.status}**" if r.failed else r.status
+        lines.append(f"| {r.architecture} | {r.metric} | {fmt(r.baseline)} | "
+                     f"{fmt(r.current)} | {fmt(r.change, sign=True)} | {status} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_baseline(reports: Path, baseline: Path) -> list[str]:
+    """Copy every ``<reports>/<arch>/metrics.json`` into ``<baseline>/<arch>/``.
+
+    Architectures in the old baseline but not in ``reports`` are removed, so the new
+    baseline is exactly this run. Files are written atomically.
+
+    Returns:
+        The architectures written.
+
+    Raises:
+        ActionrecError: ``reports`` holds no ``metrics.json``.
+    """
+    current = read_metrics(reports) if reports.is_dir() else {}
+    if not current:
+        raise ActionrecError(f"no <arch>/metrics.json under {reports}: run the pipeline first")
+    if baseline.is_dir():
+        for old in baseline.iterdir():
+            if old.is_dir() and old.name not in current:
+                shutil.rmtree(old)
+    for arch, metrics in current.items():
+        write_json(baseline / arch / "metrics.json", metrics)
+    return sorted(current)
