@@ -160,6 +160,100 @@ def test_registered_model_predicts_on_a_real_clip(tiny, sample_dir):
         assert probs.shape == (1, 4) and abs(float(probs.iloc[0].sum()) - 1) < 1e-4
 
 
+def _champion(repo: Path) -> str:
+    """The architecture with the best test macro-F1 in this run's reports."""
+    metrics = {a: json.loads((repo / "reports" / a / "metrics.json").read_text())
+               for a in ARCHITECTURES}
+    return max(metrics, key=lambda a: metrics[a]["macro_f1"])
+
+
+def test_compare_sets_the_champion_alias_on_the_best_architecture_only(tiny):
+    repo, proc = tiny
+    client, best = _client(repo), _champion(repo)
+    assert f"models:/actionrec-{best}@champion" in proc.stdout
+    for arch in ARCHITECTURES:
+        aliases = client.get_registered_model(f"actionrec-{arch}").aliases
+        if arch == best:
+            run = json.loads((repo / "models" / arch / "mlflow_run.json").read_text())
+            assert aliases["champion"] == str(run["registered_version"])
+        else:
+            assert "champion" not in aliases, arch
+
+
+def test_predict_cli_on_real_clips_with_the_registry_champion(tiny, sample_dir):
+    """`actionrec predict` resolves models:/...@champion in the project's own store (the
+    default: sqlite:///mlflow.db where it runs) and answers as the model folder does."""
+    repo, _ = tiny
+    best = _champion(repo)
+    clips = [str(sample_dir / "UCF-101" / c) for c in ("Punch", "Biking")]
+    answers = []
+    for model in (f"models:/actionrec-{best}@champion", str(repo / "models" / best)):
+        proc = run_cmd(["actionrec", "predict", *clips, "--model", model, "--json"], cwd=repo)
+        answers.append(json.loads(proc.stdout))
+    from_registry, from_folder = answers
+    assert from_registry["architecture"] == best
+    assert len(from_registry["results"]) == 3 and all(r["ok"] for r in from_registry["results"])
+    assert from_registry["results"] == from_folder["results"]
+    classes = json.loads((repo / "data" / "classes.json").read_text())
+    assert {t["action"] for r in from_registry["results"] for t in r["top_k"]} <= set(classes)
+
+
+def test_mlflow_models_serve_answers_a_posted_clip(tiny, sample_dir, tmp_path):
+    """The real scoring server on 127.0.0.1: POST frames, get the class probabilities."""
+    import socket
+
+    import requests
+
+    from actionrec.data.video import load_clip
+    from actionrec.predict import load_predictor
+
+    repo, _ = tiny
+    best = _champion(repo)
+    predictor = load_predictor(str(repo / "models" / best))
+    c = predictor.contract
+    clip, _ = load_clip(sample_dir / "UCF-101" / "Punch" / "v_Punch_g03_c01.avi",
+                        c.sequence_length, c.image_size, c.sampling, c.short_clip, c.crop)
+    expected = predictor.predict_batch(clip[None])[0]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        ["mlflow", "models", "serve", "-m", f"models:/actionrec-{best}@champion",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "server not up in 180 s"
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(1)
+        reply = requests.post(f"{url}/invocations", json={"inputs": clip[None].tolist()},
+                              timeout=120)
+        assert reply.status_code == 200, reply.text
+        (answer,) = reply.json()["predictions"]
+        assert list(answer) == list(c.classes)
+        assert np.allclose([answer[k] for k in c.classes], expected, atol=1e-5)
+        bad = requests.post(f"{url}/invocations", json={"inputs": [[1, 2, 3]]}, timeout=60)
+        assert bad.status_code == 400, bad.text  # wrong shape: refused by the signature
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
 def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(tiny):
     repo, _ = tiny
     again = run_cmd(["dvc", "repro"], cwd=repo, timeout=600)

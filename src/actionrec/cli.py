@@ -12,6 +12,7 @@
     actionrec params            # print the validated params as YAML
     actionrec profile tiny      # `-S` arguments: dvc exp run $(actionrec profile tiny)
     actionrec gate              # CI regression gate: reports/ against ci/baseline/
+    actionrec predict VIDEO... --model M   # top-k actions, or a timeline with --window
 
 Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params file.
 """
@@ -113,10 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="default: reports/<arch>")
 
     p = sub.add_parser("compare", help="compare the five architectures",
-                       description="reports/comparison.md (one row per architecture) and "
-                                   "reports/comparison.png.")
+                       description="reports/comparison.md (one row per architecture), "
+                                   "reports/comparison.png, and the MLflow alias 'champion' "
+                                   "on the best architecture by macro-F1.")
     _params(p)
     p.add_argument("--reports", default="reports")
+    p.add_argument("--models", default="models",
+                   help="trained models, for their MLflow registry versions (default: %(default)s)")
 
     p = sub.add_parser("synthesize", help="write a synthetic dataset in the UCF101 layout",
                        description="Stick-figure action videos (see data.synthetic in "
@@ -148,7 +152,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also append the table to FILE, e.g. $GITHUB_STEP_SUMMARY")
     p.add_argument("--update", action="store_true",
                    help="rewrite the baseline from --reports instead of checking")
+
+    p = sub.add_parser(
+        "predict", help="recognise the actions in video files",
+        description="Top-k actions of each video (a table, or --json), or with --window a "
+                    "timeline of sliding windows. Frames are sampled and preprocessed as in "
+                    "training, from the model's meta.json. Bad files are reported and "
+                    "skipped; the exit status is 1 if any input gave no answer.",
+        epilog="examples:\n"
+               "  actionrec predict clip.avi --model models/lrcn\n"
+               "  actionrec predict videos/ --model models:/actionrec-lrcn@champion --json\n"
+               "  actionrec predict long.mp4 --model models/lrcn --window 2 --stride 1 "
+               "--plot timelines/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR",
+                   help="video files, or folders searched recursively for videos")
+    p.add_argument("--model", required=True, metavar="PATH_OR_URI",
+                   help="models/<arch> folder, its model.keras, or an MLflow model URI "
+                        "(runs:/<run id>/model, models:/actionrec-<arch>@champion)")
+    p.add_argument("--top-k", type=_positive_int, default=3, metavar="K",
+                   help="actions listed per video (default: %(default)s)")
+    p.add_argument("--window", type=_positive_float, metavar="SECONDS",
+                   help="sliding window length; gives a timeline per video")
+    p.add_argument("--stride", type=_positive_float, metavar="SECONDS",
+                   help="step between windows (default: the window length)")
+    p.add_argument("--fps", type=_positive_float,
+                   help="frame rate to use instead of the container's (for a header with "
+                        "none, or a wrong one); used for windows and times")
+    p.add_argument("--plot", metavar="DIR",
+                   help="with --window: write DIR/<video>.timeline.png per video")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--tracking-uri",
+                   help="MLflow store for models:/ and runs:/ URIs (default: "
+                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -156,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Under `dvc repro` stdout is a pipe: line buffering shows each epoch as it ends.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "download":
         pipeline.run_stage(pipeline.download, params=args.params, out=args.out, cache=args.cache)
     elif args.command == "subsample":
@@ -182,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                            model=args.model or f"models/{args.arch}", frames=args.frames,
                            features=args.features, report=args.report or f"reports/{args.arch}")
     elif args.command == "compare":
-        pipeline.run_stage(pipeline.compare, params=args.params, reports=args.reports)
+        pipeline.run_stage(pipeline.compare, params=args.params, reports=args.reports,
+                           models=args.models)
     elif args.command == "synthesize":
         pipeline.run_stage(pipeline.synthesize, params=args.params, out=args.dir)
     elif args.command == "params":
@@ -193,6 +249,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         pipeline.run_stage(pipeline.gate, params=args.params, reports=args.reports,
                            baseline=args.baseline, tolerance=args.tolerance,
                            summary=args.summary, update=args.update)
+    elif args.command == "predict":
+        for opt in ("stride", "plot"):
+            if getattr(args, opt) is not None and args.window is None:
+                parser.error(f"predict: --{opt} needs --window")
+        pipeline.run_stage(pipeline.predict, videos=args.videos, model=args.model,
+                           top_k=args.top_k, window=args.window, stride=args.stride,
+                           fps=args.fps, plot=args.plot, as_json=args.json,
+                           tracking_uri=args.tracking_uri)
 
 
 if __name__ == "__main__":

@@ -144,16 +144,34 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
     return metrics
 
 
-def compare(params: str, reports: str) -> None:
-    """Stage ``compare``: ``reports/comparison.md`` and ``reports/comparison.png``."""
+def compare(params: str, reports: str, models: str = "models") -> str | None:
+    """Stage ``compare``: ``reports/comparison.md``, ``reports/comparison.png``, and the
+    MLflow alias ``champion`` on the best architecture by macro-F1.
+
+    Returns:
+        The champion's model URI (``models:/actionrec-<arch>@champion``), or ``None``
+        when models are not registered (``mlflow.register: false``).
+    """
+    from actionrec import tracking
     from actionrec.config import ARCHITECTURES
     from actionrec.evaluation import compare as compare_reports
 
-    load_params(params)
+    cfg = load_params(params)
     metrics = compare_reports(Path(reports), list(ARCHITECTURES))
     best = max(metrics, key=lambda a: metrics[a]["macro_f1"])
     print(f"compare: best by macro-F1 is {best} ({metrics[best]['macro_f1']:.3f}); "
           f"see {Path(reports) / 'comparison.md'}")
+    if not cfg.mlflow.register_models:
+        return None
+    runs = {a: json.loads((Path(models) / a / "mlflow_run.json").read_text())
+            for a in ARCHITECTURES}
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
+    uri = tracking.set_champion(best, runs)
+    if uri:
+        print(f"compare: MLflow alias {uri} (actionrec predict --model {uri})")
+    return uri
 
 
 def gate(params: str, reports: str, baseline: str | None, tolerance: float | None,
@@ -191,6 +209,59 @@ def gate(params: str, reports: str, baseline: str | None, tolerance: float | Non
             f"regression gate failed: {worst}. If the change is intended, rewrite the "
             f"baseline with `make baseline` and commit {base}/.")
     return True
+
+
+def predict(videos: list[str], model: str, top_k: int = 3, window: float | None = None,
+            stride: float | None = None, fps: float | None = None, plot: str | None = None,
+            as_json: bool = False, tracking_uri: str | None = None) -> list[Any]:
+    """``actionrec predict``: top-k actions (or a timeline) of each video, printed.
+
+    Every input is tried; bad ones are reported on stderr and in the JSON, never raised.
+
+    Raises:
+        PredictError: the model cannot be loaded.
+        ActionrecError: after printing, when any input gave no answer (exit status 1).
+    """
+    from tabulate import tabulate
+
+    from actionrec import predict as pr
+    from actionrec import tracking
+
+    uri = tracking_uri or tracking.tracking_uri(None, Path("."))
+    predictor = pr.load_predictor(model, uri if pr.is_model_uri(model) else None)
+    paths, results = pr.find_videos(videos)
+    results += [pr.predict_video(predictor, p, top_k, window, stride, fps) for p in paths]
+    results.sort(key=lambda r: r.video)
+    good = [r for r in results if r.ok]
+    if as_json:
+        print(json.dumps({"model": predictor.source,
+                          "architecture": predictor.meta.get("architecture"),
+                          "results": [r.to_json() for r in results]},
+                         indent=2))
+    else:
+        rows = [[r.video if i == 0 else "", i + 1, a, f"{p:.3f}"]
+                for r in good for i, (a, p) in enumerate(r.top_k)]
+        if rows:
+            print(tabulate(rows, headers=["video", "rank", "action", "probability"],
+                           tablefmt="simple"))
+        for r in good:
+            if r.timeline is not None:
+                print(f"\n{r.video} ({r.duration_s:.1f} s, windows of {window:g} s):")
+                print(tabulate([[f"{g.start_s:.2f}", f"{g.end_s:.2f}", g.action,
+                                 f"{g.probability:.3f}"] for g in r.timeline],
+                               headers=["start s", "end s", "action", "probability"]))
+    if plot:
+        for r in good:
+            out = Path(plot) / f"{Path(r.video).name}.timeline.png"
+            pr.plot_timeline(r, predictor.contract.classes, out)
+            print(f"timeline plot: {out}", file=sys.stderr)
+    bad = [r for r in results if not r.ok]
+    for r in bad:
+        print(f"skipped: {r.error}", file=sys.stderr)
+    if bad:
+        raise ActionrecError(f"{len(bad)} of {len(results)} input(s) gave no answer "
+                             "(listed above as skipped)")
+    return results
 
 
 def synthesize(params: str, out: str) -> Path:

@@ -128,3 +128,39 @@ def log_test_results(run_id: str, metrics: dict[str, float], artifacts: list[Pat
         for path in artifacts:
             if path.exists():
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
+
+
+#: The registry alias of the best tested architecture (set by the ``compare`` stage).
+CHAMPION_ALIAS = "champion"
+
+
+def set_champion(best: str, runs: dict[str, dict[str, Any]]) -> str | None:
+    """Point the alias ``champion`` at ``best``'s registered model version.
+
+    Each architecture has its own registered model (``actionrec-<arch>``); the alias is
+    removed from the others, so that exactly one ``models:/actionrec-<arch>@champion``
+    resolves, and it is the architecture that won the last comparison on the test split.
+
+    Args:
+        best: the winning architecture.
+        runs: ``{arch: models/<arch>/mlflow_run.json content}`` (``registered_model``,
+            ``registered_version``).
+
+    Returns:
+        The champion's model URI, or ``None`` when ``best`` was not registered
+        (``mlflow.register: false``).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    info = runs.get(best, {})
+    name, version = info.get("registered_model"), info.get("registered_version")
+    if not name or version is None:
+        return None
+    client = MlflowClient()
+    for arch, other in runs.items():
+        if arch != best and other.get("registered_model"):
+            with contextlib.suppress(MlflowException):  # a model that never had the alias
+                client.delete_registered_model_alias(other["registered_model"], CHAMPION_ALIAS)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+    return f"models:/{name}@{CHAMPION_ALIAS}"

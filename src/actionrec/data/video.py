@@ -144,27 +144,42 @@ def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center",
     return out
 
 
-def read_frames(path: str | Path, indices: np.ndarray) -> list[np.ndarray]:
-    """Decode the frames at ``indices`` (any order, repeats allowed) in one pass.
+def iter_frames(path: str | Path, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for each distinct wanted index, ascending, in one pass.
 
     Frames not wanted are only ``grab()``-ed, not converted, so a pass costs about a
-    bare decode. Returns the BGR frames in the order of ``indices``; may return fewer
-    when the file ends early (the caller decides what that means).
+    bare decode and holds one full-size frame at a time (a caller that shrinks each
+    frame as it comes keeps memory flat, whatever the resolution or length). Stops
+    early when the file ends before the last wanted index.
+
+    Yields:
+        ``(index, frame)``: ``frame`` is ``(H, W, 3)`` uint8 **BGR**, as OpenCV decodes.
 
     Raises:
         VideoDecodeError: the file cannot be opened.
     """
     wanted = sorted(set(int(i) for i in indices))
-    got: dict[int, np.ndarray] = {}
     with open_video(path) as cap:
         i, k = 0, 0
         while k < len(wanted) and cap.grab():
             if i == wanted[k]:
                 ok, frame = cap.retrieve()
                 if ok:
-                    got[i] = frame
+                    yield i, frame
                 k += 1
             i += 1
+
+
+def read_frames(path: str | Path, indices: np.ndarray) -> list[np.ndarray]:
+    """Decode the frames at ``indices`` (any order, repeats allowed) in one pass.
+
+    Returns the BGR frames in the order of ``indices``; may return fewer when the file
+    ends early (the caller decides what that means). See :func:`iter_frames`.
+
+    Raises:
+        VideoDecodeError: the file cannot be opened.
+    """
+    got = dict(iter_frames(path, indices))
     return [got[int(i)] for i in indices if int(i) in got]
 
 
