@@ -41,6 +41,12 @@ def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: 
     this process. Results stream back one at a time, so memory does not grow with
     the number of items as long as each result is small. ``fn`` must be a
     module-level function (it is pickled).
+
+    Workers come from the ``forkserver`` start method, not a plain ``fork`` of this
+    process: a process that has already used OpenCV's (or TensorFlow's) thread pool
+    and then forks can deadlock in the child, as OpenCV's pool lock is copied held.
+    The fork server is a fresh process that preloads OpenCV and NumPy once, so
+    workers still start in milliseconds.
     """
     items = list(items)
     n = min(resolve_workers(workers), max(1, len(items)))
@@ -50,8 +56,9 @@ def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: 
                 yield fn(item)
                 bar.update(1)
             return
-        with mp.get_context("fork").Pool(n, initializer=_one_thread_per_worker,
-                                         maxtasksperchild=200) as pool:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["cv2", "numpy", "actionrec.parallel"])
+        with ctx.Pool(n, initializer=_one_thread_per_worker, maxtasksperchild=200) as pool:
             for result in pool.imap_unordered(fn, items, chunksize=1):
                 yield result
                 bar.update(1)
