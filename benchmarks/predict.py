@@ -77,7 +77,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        s, t, classes = LRCNSettings(), 20, ["a", "b", "c", "d", "e"]
+        s, t, classes = LRCNSettings(image_size=64), 20, ["a", "b", "c", "d", "e"]
         model_dir = tmp / "lrcn"
         model_dir.mkdir()
         keras.utils.set_random_seed(0)
