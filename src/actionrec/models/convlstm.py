@@ -26,7 +26,7 @@ def build(s: ConvLSTMSettings, num_classes: int, sequence_length: int):
                               recurrent_dropout=s.recurrent_dropout, return_sequences=True,
                               name=f"convlstm{i}")(x)
         x = layers.MaxPooling3D((1, 2, 2), padding="same", name=f"pool{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.BatchNormalization(momentum=s.batch_norm_momentum, name=f"bn{i}")(x)
         if i < len(s.filters):
             x = layers.TimeDistributed(layers.Dropout(s.dropout), name=f"dropout{i}")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -85,6 +85,13 @@ class BackboneSettings(ArchSettings):
 class ScratchSettings(ArchSettings):
     """An architecture trained from scratch on frames: it has no backbone."""
 
+    # BatchNormalization's moving-average momentum. The moving statistics get one update
+    # per batch; Keras' default 0.99 then needs hundreds of batches before inference
+    # statistics are usable, and a small dataset's validation collapses to one class for
+    # its first epochs (seen on LRCN and on ConvLSTM, which scored chance on the tiny
+    # profile with 0.99).
+    batch_norm_momentum: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
     @field_validator("backbone")
     @classmethod
     def _no_backbone(cls, v: BackboneOptions | None) -> None:
@@ -102,11 +109,6 @@ class LRCNSettings(ScratchSettings):
     lstm_units: PositiveInt = 128
     dropout: Rate = 0.5
     l2: Annotated[float, Field(ge=0)] = 1e-4
-    # BatchNormalization's moving-average momentum. The CNN runs on all N*T frames of a
-    # batch at once, so the moving statistics get one update per batch; Keras' default
-    # 0.99 then needs hundreds of batches before inference statistics are usable, and a
-    # small dataset's validation collapses to one class for its first epochs.
-    batch_norm_momentum: Annotated[float, Field(gt=0, lt=1)] = 0.9
 
 
 class ConvLSTMSettings(ScratchSettings):
