@@ -29,5 +29,7 @@ baseline: setup  ## rerun the tiny pipeline and rewrite ci/baseline/ (commit it 
 lint: setup  ## ruff only
 	ruff check .
 
-bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md)
+bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~15 min)
 	python benchmarks/extract_frames.py
+	python benchmarks/train.py
+	python benchmarks/predict.py
