@@ -10,7 +10,7 @@ for any architecture in the baseline,
 
 Training is deterministic (``training.set_determinism``), so a rerun on the same machine
 reproduces the baseline exactly; the tolerance only absorbs floating-point differences
-between CPUs, about one test clip of the tiny profile. Improvements and architectures new
+between CPUs, two of the tiny profile's 32 test clips. Improvements and architectures new
 to this run pass and are listed, so the table says when the baseline is worth updating.
 """
 
