@@ -155,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict", help="recognise the actions in video files",
-        description="Top-k actions of each video (a table, or --json), or with --window a "
-                    "timeline of sliding windows. Frames are sampled and preprocessed as in "
-                    "training, from the model's meta.json. Bad files are reported and "
+        description="Top-k actions of each video (a table, or --json), or with --window a\n"
+                    "timeline of sliding windows. Frames are sampled and preprocessed as in\n"
+                    "training, from the model's meta.json. Bad files are reported and\n"
                     "skipped; the exit status is 1 if any input gave no answer.",
         epilog="examples:\n"
                "  actionrec predict clip.avi --model models/lrcn\n"
