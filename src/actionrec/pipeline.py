@@ -227,8 +227,7 @@ def predict(videos: list[str], model: str, top_k: int = 3, window: float | None 
     from actionrec import predict as pr
     from actionrec import tracking
 
-    uri = tracking_uri or tracking.tracking_uri(None, Path("."))
-    predictor = pr.load_predictor(model, uri if pr.is_model_uri(model) else None)
+    predictor = pr.load_predictor(model, tracking_uri or tracking.tracking_uri(None, Path(".")))
     paths, results = pr.find_videos(videos)
     results += [pr.predict_video(predictor, p, top_k, window, stride, fps) for p in paths]
     results.sort(key=lambda r: r.video)

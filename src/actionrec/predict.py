@@ -130,7 +130,7 @@ def load_predictor(ref: str, tracking_uri: str | None = None) -> Predictor:
         ref: a folder holding ``model.keras`` + ``meta.json``, a ``.keras`` file with
             ``meta.json`` beside it, or an MLflow model URI.
         tracking_uri: the MLflow tracking store for ``models:/`` and ``runs:/`` URIs
-            (``None``: MLflow's own default, i.e. ``$MLFLOW_TRACKING_URI``).
+            (``None``: MLflow's own default, i.e. ``$MLFLOW_TRACKING_URI``); unused for a path.
 
     Raises:
         PredictError: nothing loadable at ``ref``; the message says what was looked for.
@@ -259,8 +259,7 @@ def iter_window_clips(path: str | Path, windows: list[Window],
     for w, win in enumerate(windows):
         for slot, frame in enumerate(win.indices):
             slots.setdefault(int(frame), []).append((w, slot))
-    open_clips: dict[int, np.ndarray] = {}
-    filled: set[int] = set()
+    open_clips: dict[int, np.ndarray] = {}  # windows that got a frame and are not yielded
     done = 0
     for index, frame in iter_frames(path, np.fromiter(slots, np.int64)):
         small = crop_resize(frame, s, contract.crop)
@@ -268,13 +267,12 @@ def iter_window_clips(path: str | Path, windows: list[Window],
             if w not in open_clips:
                 open_clips[w] = np.zeros((t, s, s, 3), np.uint8)
             open_clips[w][slot] = small
-            filled.add(w)
         while done < len(windows) and windows[done].last <= index:
-            if done in filled:
+            if done in open_clips:
                 yield windows[done], open_clips.pop(done)
             done += 1
     for w in range(done, len(windows)):  # the file ended before these were complete
-        if w in filled:
+        if w in open_clips:
             yield windows[w], open_clips.pop(w)
 
 
@@ -345,8 +343,8 @@ def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
     Args:
         window_s, stride_s: sliding windows in seconds (``None``: the whole clip);
             ``stride_s`` defaults to ``window_s``.
-        fps: frames per second to assume instead of the container's (for files whose
-            header has none); only windows and durations use it.
+        fps: frames per second to use instead of the container's (for a header with
+            none, or a wrong one); only windows and durations use it.
         batch_size: windows per model call.
 
     Returns:
