@@ -47,14 +47,6 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def _load_arrays(load_features, store):
-    """What training does before fit: the cached train features as float32 + the mask."""
-    import numpy as np
-
-    feats, mask, _ = load_features(store, "train")
-    return [np.asarray(feats, np.float32), mask]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--groups", type=int, default=4)
@@ -72,14 +64,14 @@ def main() -> None:
     import numpy as np
 
     from actionrec.config import FrameSettings
-    from actionrec.data.datasets import FrameSequence, load_features, one_hot, split_index
+    from actionrec.data.datasets import FrameSequence, one_hot, split_index
     from actionrec.data.frames import extract_frames, read_clip
     from actionrec.data.splits import build_manifest
     from actionrec.data.synthetic import generate
     from actionrec.data.validation import probe_videos
     from actionrec.features import extract_features
     from actionrec.models import get_architecture
-    from actionrec.training import compile_model, set_determinism
+    from actionrec.training import _feature_data, compile_model, set_determinism
 
     acts = ["sit_down", "stand_up", "wave", "jumping_jack", "walk"]
     rows = []
@@ -116,18 +108,18 @@ def main() -> None:
                 continue
             s = arch.settings(image_size=size, backbone={"weights": None})
             extract_features(name, s, store, root / "features" / name, progress=False)
-            feats, _, _ = load_features(root / "features" / name, "train")
-            set_determinism(0)
-            head = arch.build_head(s, n_classes, t, feats.shape[-1])
-            compile_model(head, 1e-3, 0.9, 0.999, n_classes)
-            # The project's input pipeline for a head is the feature store loaded into
-            # arrays once per training (training._feature_data), then fit on those arrays.
-            # Counted here as if the load were repeated every epoch (the worst case: a
-            # one-epoch training); the in-memory column starts from arrays already loaded.
+            # The project's input pipeline for a head is training's own loader of the
+            # feature store (_feature_data: float32 arrays + mask, once per training),
+            # then fit on those arrays. Counted here as if the load were repeated every
+            # epoch (the worst case: a one-epoch training); the in-memory column starts
+            # from arrays already loaded.
             cached = root / "features" / name
-            load_s = min(_timed(lambda: _load_arrays(load_features, cached))  # noqa: B023
+            load_s = min(_timed(lambda: _feature_data(cached, store, n_classes))  # noqa: B023
                          for _ in range(args.repeat))
-            preload = _load_arrays(load_features, cached)
+            preload = _feature_data(cached, store, n_classes).train[0]
+            set_determinism(0)
+            head = arch.build_head(s, n_classes, t, preload[0].shape[-1])
+            compile_model(head, 1e-3, 0.9, 0.999, n_classes)
             memory = _epoch_seconds(head, preload, y, bs, args.repeat)
             piped = load_s + memory
             full = arch.build(s, n_classes, t, head=head)
