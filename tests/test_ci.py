@@ -101,12 +101,17 @@ BASE = {"lrcn": {"top1_accuracy": 0.9, "macro_f1": 0.88, "latency_ms": 3.0},
         "convlstm": {"top1_accuracy": 0.8, "macro_f1": 0.75, "latency_ms": 5.0}}
 
 
+def _run_gate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real ``actionrec gate`` with the repository's params, run in ``tmp_path``."""
+    return run_cmd(["actionrec", "gate", "--params", str(REPO / "params.yaml"), *args],
+                   cwd=tmp_path, check=False)
+
+
 def _gate(tmp_path: Path, current: dict, *extra: str) -> subprocess.CompletedProcess:
     base = _write(tmp_path / "baseline", BASE)
     cur = _write(tmp_path / "reports", current)
-    return run_cmd(["actionrec", "gate", "--params", str(REPO / "params.yaml"),
-                    "--baseline", str(base), "--reports", str(cur), "--tolerance", "0.05",
-                    *extra], cwd=tmp_path, check=False)
+    return _run_gate(tmp_path, "--baseline", str(base), "--reports", str(cur),
+                     "--tolerance", "0.05", *extra)
 
 
 def test_gate_passes_an_unchanged_run(tmp_path):
@@ -158,18 +163,11 @@ def test_gate_update_rewrites_the_baseline_from_the_reports(tmp_path):
     assert json.loads((tmp_path / "baseline" / "lrcn" / "metrics.json").read_text()) == \
         current["lrcn"]
     assert not (tmp_path / "baseline" / "convlstm").exists()
-    again = _gate_same(tmp_path)
+    again = _run_gate(tmp_path, "--baseline", str(tmp_path / "baseline"),
+                      "--reports", str(tmp_path / "reports"))
     assert again.returncode == 0
 
 
-def _gate_same(tmp_path: Path) -> subprocess.CompletedProcess:
-    return run_cmd(["actionrec", "gate", "--params", str(REPO / "params.yaml"),
-                    "--baseline", str(tmp_path / "baseline"),
-                    "--reports", str(tmp_path / "reports")], cwd=tmp_path, check=False)
-
-
 def test_gate_without_reports_says_what_to_do(tmp_path):
-    proc = run_cmd(["actionrec", "gate", "--params", str(REPO / "params.yaml"),
-                    "--reports", str(tmp_path / "nothing"), "--update"], cwd=tmp_path,
-                   check=False)
+    proc = _run_gate(tmp_path, "--reports", str(tmp_path / "nothing"), "--update")
     assert proc.returncode == 1 and "run the pipeline first" in proc.stderr
