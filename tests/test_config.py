@@ -68,6 +68,9 @@ def _with(raw: dict, dotted: str, value) -> dict:
         ("models.lrcn.filters", [], r"models\.lrcn\.filters"),
         ("frames.sampling", "random", r"frames\.sampling"),
         ("data.classes", ["Punch"], r"at least two classes"),
+        ("models.inceptionv3_gru.augment", {"flip": True},
+         r"models\.inceptionv3_gru: .*augment needs training on frames.*fine_tune_layers"),
+        ("models.convlstm.augment", {"zoom": 0.9}, r"models\.convlstm\.augment\.zoom"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(repo_params, key, value, message):

@@ -27,7 +27,14 @@ import numpy as np
 import pandas as pd
 
 from actionrec.config import Params
-from actionrec.data.datasets import FrameSequence, load_features, one_hot, split_index
+from actionrec.data.datasets import (
+    ClipAugmenter,
+    FrameSequence,
+    SyncEpoch,
+    load_features,
+    one_hot,
+    split_index,
+)
 from actionrec.data.frames import read_clip
 from actionrec.io import write_csv, write_json
 from actionrec.models import get_architecture
@@ -83,10 +90,12 @@ def _feature_data(features: Path, frames: Path, num_classes: int) -> TrainData:
     return TrainData(train, val, len(rows), n_val, example)
 
 
-def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int) -> TrainData:
+def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int,
+                augment: ClipAugmenter | None = None) -> TrainData:
     rows = split_index(frames, "train")
     vrows = split_index(frames, "val")
-    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed)
+    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed,
+                          augment=augment)
     val = FrameSequence(frames, vrows, num_classes, batch_size) if len(vrows) else None
     example = read_clip(frames, rows["file"].iloc[0])[None]
     return TrainData(train, val, len(rows), len(vrows), example)
@@ -125,7 +134,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         model = arch.build_head(s, c, t, dim)
         lr, batch = s.learning_rate, s.batch_size
     else:
-        data = _frame_data(frames, c, s.batch_size, params.seed)
+        augment = ClipAugmenter(s.augment.flip, s.augment.translation, s.augment.zoom)
+        data = _frame_data(frames, c, s.batch_size, params.seed, augment)
         model = arch.build(s, c, t)
         fine_tune = arch.backbone is not None
         lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
@@ -151,6 +161,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         # double_checkpoint: a kill while the backup is written falls back to the previous one.
         keras.callbacks.BackupAndRestore(str(work_dir / "backup"), double_checkpoint=True),
     ]
+    if isinstance(data.train, FrameSequence):
+        callbacks.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
 
     tracking.setup(tracking.tracking_uri(params.mlflow.tracking_uri, root),
                    params.experiment_name(), root)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -40,6 +40,30 @@ class BackboneOptions(BaseModel):
         return v
 
 
+class AugmentOptions(BaseModel):
+    """Training-time augmentation of clips read from the frame store (training split only).
+
+    One random spatial transform per clip, the same for all ``T`` frames so that the
+    motion is kept: ``flip`` mirrors left-right with probability 0.5; ``translation``
+    shifts by up to that fraction of the frame height / width; ``zoom`` scales by up to
+    that fraction in or out. Out-of-frame pixels are filled by reflection. The random
+    flip and crop of clips is the usual recipe for UCF101 from scratch (Simonyan &
+    Zisserman 2014, two-stream; Wang et al. 2016, TSN). Off (all zero) by default; an
+    architecture that trains on cached features cannot use it: the features are fixed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flip: bool = False
+    translation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    zoom: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+
+    @property
+    def active(self) -> bool:
+        """True when any transform is switched on."""
+        return self.flip or self.translation > 0 or self.zoom > 0
+
+
 class ArchSettings(BaseModel):
     """What every architecture section holds.
 
@@ -61,11 +85,21 @@ class ArchSettings(BaseModel):
     min_learning_rate: Annotated[float, Field(ge=0)] = 1e-6
     early_stopping_patience: PositiveInt = 10
     backbone: BackboneOptions | None = None
+    augment: AugmentOptions = AugmentOptions()
 
     @property
     def trains_on_features(self) -> bool:
         """True when a frozen backbone's cached features feed the head."""
         return self.backbone is not None and self.backbone.fine_tune_layers == 0
+
+    @model_validator(mode="after")
+    def _augment_needs_frames(self) -> ArchSettings:
+        if self.augment.active and self.trains_on_features:
+            raise ValueError(
+                "augment needs training on frames, but this architecture trains its head on "
+                "cached backbone features; set augment to false/0, or "
+                "backbone.fine_tune_layers > 0")
+        return self
 
 
 class BackboneSettings(ArchSettings):
