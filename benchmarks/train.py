@@ -4,6 +4,8 @@ Prints, per architecture, clips/s of one training epoch fed by the project's inp
 pipeline (LRCN, ConvLSTM: ``FrameSequence`` streaming ``.npy`` clips from disk; the
 backbone architectures: their head on the cached feature store) against the same
 model on the same data already in memory as NumPy arrays (target: overhead <= 10 %);
+for LRCN and ConvLSTM also the pipeline with params.yaml's training augmentation
+(``models.<arch>.augment``: flip, shift, zoom), which is extra work, not overhead;
 and, for the backbone architectures, the epoch time of the head on cached features
 against the whole network that runs the frozen backbone on every frame of every
 epoch (what ``extract_features`` saves).
@@ -63,8 +65,8 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from actionrec.config import FrameSettings
-    from actionrec.data.datasets import FrameSequence, one_hot, split_index
+    from actionrec.config import FrameSettings, load_params
+    from actionrec.data.datasets import ClipAugmenter, FrameSequence, one_hot, split_index
     from actionrec.data.frames import extract_frames, read_clip
     from actionrec.data.splits import build_manifest
     from actionrec.data.synthetic import generate
@@ -74,6 +76,7 @@ def main() -> None:
     from actionrec.training import _feature_data, compile_model, set_determinism
 
     acts = ["sit_down", "stand_up", "wave", "jumping_jack", "walk"]
+    shipped = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -104,7 +107,12 @@ def main() -> None:
                 seq = FrameSequence(store, train_rows, n_classes, bs, shuffle=True)
                 piped = _epoch_seconds(model, seq, None, None, args.repeat)
                 memory = _epoch_seconds(model, frames, y, bs, args.repeat)
-                rows.append((name, len(y) / piped, len(y) / memory, piped / memory - 1, None))
+                a = shipped.models.get(name).augment
+                seq_aug = FrameSequence(store, train_rows, n_classes, bs, shuffle=True,
+                                        augment=ClipAugmenter(a.flip, a.translation, a.zoom))
+                augmented = _epoch_seconds(model, seq_aug, None, None, args.repeat)
+                rows.append((name, len(y) / piped, len(y) / memory, piped / memory - 1, None,
+                             len(y) / augmented))
                 continue
             s = arch.settings(image_size=size, backbone={"weights": None})
             extract_features(name, s, store, root / "features" / name, progress=False)
@@ -126,14 +134,17 @@ def main() -> None:
             compile_model(full, 1e-3, 0.9, 0.999, n_classes)
             every_epoch = _epoch_seconds(full, frames, y, bs, 1)
             rows.append((name, len(y) / piped, len(y) / memory, piped / memory - 1,
-                         every_epoch / piped))
+                         every_epoch / piped, None))
     print()
     print("| architecture | size | clips/s, project pipeline | clips/s, in-memory arrays | "
-          "overhead | cached features vs backbone every epoch |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, piped, memory, overhead, speedup in rows:
+          "overhead | clips/s, pipeline + augmentation | "
+          "cached features vs backbone every epoch |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, piped, memory, overhead, speedup, augmented in rows:
         sp = f"{speedup:.0f}x faster" if speedup else "n/a (trains on frames)"
-        print(f"| {name} | {sizes[name]} | {piped:.1f} | {memory:.1f} | {overhead:+.1%} | {sp} |")
+        aug = f"{augmented:.1f}" if augmented else "n/a (cached features)"
+        print(f"| {name} | {sizes[name]} | {piped:.1f} | {memory:.1f} | {overhead:+.1%} | {aug} "
+              f"| {sp} |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from its last finished epoch; the history as CSV.
 
 Architectures with a frozen backbone train their head on cached features
 (``data/features/<arch>``); the saved model is still the whole network on frames.
+Architectures trained on frames may augment the training clips
+(``models.<arch>.augment``, :class:`~actionrec.data.datasets.ClipAugmenter`).
 
 Determinism: ``keras.utils.set_random_seed(seed)`` and TensorFlow op determinism;
 two runs with the same params give the same weights and the same test metrics.
