@@ -12,7 +12,7 @@ from actionrec.errors import ConfigError
 from actionrec.models import REGISTRY, get_architecture
 from actionrec.models import settings as S
 from actionrec.models.backbones import WEIGHTS_HOST, build_backbone
-from actionrec.models.heads import backbone_feature_model
+from actionrec.models.heads import backbone_feature_model, feature_stats, storage_scale_log2
 
 T, C = 6, 3
 TINY = {
@@ -54,19 +54,44 @@ def test_whole_network_equals_head_on_cached_features(name):
     head computed on the features cached by extract_features, padding included."""
     arch, s = get_architecture(name), TINY[name]
     extractor = backbone_feature_model(arch.backbone, s)
-    head = arch.build_head(s, C, T, extractor.output_shape[-1])
-    full = arch.build(s, C, T, head=head)
     x = _clips(s.image_size)
     x[1, 4:] = 0  # clip 1 is padded after 4 frames
     feats = extractor.predict(x.reshape(-1, *x.shape[2:]), verbose=0).reshape(2, T, -1)
     mask = np.arange(T)[None] < np.array([[T], [4]])
-    feats = np.where(mask[..., None], feats, 0).astype(np.float16).astype(np.float32)
+    # What extract_features stores (float16 times 2**k) and load_features gives back.
+    k = storage_scale_log2(feats[mask])
+    stored = np.where(mask[..., None], feats * 2.0 ** k, 0).astype(np.float16)
+    feats = stored.astype(np.float32) * np.float32(2.0 ** -k)
+    head = arch.build_head(s, C, T, extractor.output_shape[-1], feature_stats(feats, mask))
+    full = arch.build(s, C, T, head=head)
     via_features = head.predict([feats, mask], verbose=0)
     via_frames = full.predict(x, verbose=0)
     assert np.allclose(via_frames, via_features, atol=2e-3)
     backbone = next(layer for layer in full.layers
                     if isinstance(layer, keras.Model) and not layer.name.endswith("_head"))
     assert not backbone.trainable_weights  # frozen
+
+
+def test_feature_stats_scale_by_a_power_of_two_and_spare_constant_dimensions():
+    """Features of 1e-6 (a random EfficientNetB7's) come out standardised; a dimension
+    that is constant on the training frames is passed through, not divided by ~0."""
+    rng = np.random.default_rng(0)
+    feats = (rng.normal(3.0, 2.0, size=(5, T, 4)) * 1e-6).astype(np.float32)
+    feats[..., 3] = 7e-7  # a constant (dead) unit
+    mask = np.ones((5, T), bool)
+    mask[0, 3:] = False
+    feats[0, 3:] = 0.0  # padding does not count
+    stats = feature_stats(feats, mask)
+    assert 2.0 ** stats.scale_log2 * 1e-6 == pytest.approx(2.0 ** round(-np.log2(
+        np.sqrt(np.mean(np.square(feats[mask], dtype=np.float64))))) * 1e-6)
+    assert stats.variance[3] == 1.0
+    head = get_architecture("inceptionv3_gru").build_head(TINY["inceptionv3_gru"], C, T, 4, stats)
+    standardized = keras.Model(head.inputs[0], head.get_layer("feature_standardize").output)
+    z = standardized.predict(feats, verbose=0)[mask]
+    assert np.allclose(z[:, :3].mean(axis=0), 0, atol=1e-4)
+    assert np.allclose(z[:, :3].std(axis=0), 1, atol=1e-3)
+    assert np.allclose(z[:, 3], 0, atol=1e-6)
+    assert storage_scale_log2(np.zeros(3)) == 0
 
 
 def test_head_ignores_padded_frames():

@@ -2,9 +2,18 @@
 
 Output, per architecture with a backbone (``data/features/<arch>/``)::
 
-    <split>.npy   (N, T, D) float16 — pooled backbone features, zeros on padded slots
+    <split>.npy   (N, T, D) float16 — pooled backbone features times 2**scale_log2,
+                  zeros on padded slots
     <split>.csv   the frame-store index rows, same order (file, video, label, n_valid...)
-    meta.json     backbone, image_size, weights, feature_dim, sequence_length
+    meta.json     backbone, image_size, weights, feature_dim, sequence_length, scale_log2
+
+Features are stored multiplied by a power of two (``scale_log2``, chosen from the first
+training batch so that their RMS is near 1; 0 for ImageNet weights, whose features are
+of order 1). Random backbones (``weights: null``) give features of order 1e-4
+(InceptionV3) to 1e-6 (EfficientNetB7), below float16's normal range (6.1e-5), where
+float16 keeps only a few bits; scaled, every value keeps float16's 11 significant
+bits. The scale is a power of two, so undoing it (:func:`~actionrec.data.datasets.
+load_features`) is exact.
 
 The head then trains on these features for every epoch instead of running the
 backbone again (benchmarks/train.py measures the speed-up).
@@ -23,6 +32,7 @@ from actionrec.data.frames import read_clip, save_npy
 from actionrec.errors import ConfigError
 from actionrec.io import write_csv, write_json
 from actionrec.models import get_architecture
+from actionrec.models.heads import storage_scale_log2
 from actionrec.models.settings import BackboneSettings
 
 SPLITS = ("train", "val", "test")
@@ -56,6 +66,7 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
     t = frame_meta["sequence_length"]
     clips_per_batch = max(1, settings.backbone.feature_batch_size // t)
     out.mkdir(parents=True, exist_ok=True)
+    scale_log2: int | None = None
     bar = tqdm(total=len(index), desc=f"features {arch.backbone}", unit="clip",
                disable=not progress)
     for split in SPLITS:
@@ -69,13 +80,16 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
             flat = clips.reshape(-1, *clips.shape[2:])
             f = np.asarray(model.predict_on_batch(flat)).reshape(len(chunk), t, -1)
             valid = np.arange(t)[None, :] < chunk["n_valid"].to_numpy()[:, None]
-            feats[start:start + len(chunk)] = np.where(valid[..., None], f, 0).astype(np.float16)
+            if scale_log2 is None:
+                scale_log2 = storage_scale_log2(f[valid])
+            f = np.where(valid[..., None], f * np.float32(2.0 ** scale_log2), 0)
+            feats[start:start + len(chunk)] = f.astype(np.float16)
             bar.update(len(chunk))
         save_npy(out / f"{split}.npy", feats)
         write_csv(out / f"{split}.csv", rows)
     bar.close()
     meta = {"architecture": arch_name, "backbone": arch.backbone, "feature_dim": bb.feature_dim,
             "image_size": settings.image_size, "weights": settings.backbone.weights,
-            "sequence_length": t, "dtype": "float16"}
+            "sequence_length": t, "dtype": "float16", "scale_log2": scale_log2 or 0}
     write_json(out / "meta.json", meta)
     return meta

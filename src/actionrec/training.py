@@ -40,6 +40,7 @@ from actionrec.data.datasets import (
 from actionrec.data.frames import read_clip
 from actionrec.io import write_csv, write_json
 from actionrec.models import get_architecture
+from actionrec.models.heads import feature_stats
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "macro_f1")
 
@@ -82,11 +83,11 @@ class TrainData:
 
 def _feature_data(features: Path, frames: Path, num_classes: int) -> TrainData:
     feats, mask, rows = load_features(features, "train")
-    train = ([np.asarray(feats, np.float32), mask], one_hot(rows["label"].to_numpy(), num_classes))
+    train = ([feats, mask], one_hot(rows["label"].to_numpy(), num_classes))
     val, n_val = None, 0
     if (features / "val.npy").exists():
         vf, vm, vrows = load_features(features, "val")
-        val = ([np.asarray(vf, np.float32), vm], one_hot(vrows["label"].to_numpy(), num_classes))
+        val = ([vf, vm], one_hot(vrows["label"].to_numpy(), num_classes))
         n_val = len(vrows)
     example = read_clip(frames, rows["file"].iloc[0])[None]
     return TrainData(train, val, len(rows), n_val, example)
@@ -132,8 +133,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     set_determinism(params.seed)
     if uses_features:
         data = _feature_data(features_root / name, frames, c)
-        dim = data.train[0][0].shape[-1]
-        model = arch.build_head(s, c, t, dim)
+        feats, mask = data.train[0]
+        stats = feature_stats(feats, mask) if s.standardize else None
+        model = arch.build_head(s, c, t, feats.shape[-1], stats)
         lr, batch = s.learning_rate, s.batch_size
     else:
         augment = ClipAugmenter(s.augment.flip, s.augment.translation, s.augment.zoom)

@@ -157,10 +157,18 @@ class SyncEpoch(keras.callbacks.Callback):
 
 
 def load_features(store: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """``(features (N, T, D) float16 memmap, mask (N, T) bool, rows)`` of a feature store split."""
+    """``(features (N, T, D) float32, mask (N, T) bool, rows)`` of a feature store split.
+
+    The stored float16 values are divided by ``2**scale_log2`` of the store's
+    ``meta.json`` (exact: a power of two), so the features are the backbone's own
+    output as the assembled model computes it (see :mod:`actionrec.features`).
+    """
     store = Path(store)
     rows = pd.read_csv(store / f"{split}.csv")
-    feats = np.load(store / f"{split}.npy", mmap_mode="r")
+    scale_log2 = json.loads((store / "meta.json").read_text()).get("scale_log2", 0)
+    feats = np.load(store / f"{split}.npy", mmap_mode="r").astype(np.float32)
+    if scale_log2:
+        feats *= np.float32(2.0 ** -scale_log2)
     t = feats.shape[1]
     mask = np.arange(t)[None, :] < rows["n_valid"].to_numpy()[:, None]
     return feats, mask, rows

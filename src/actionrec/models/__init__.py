@@ -30,8 +30,10 @@ class Architecture:
         build: ``(settings, num_classes, sequence_length) -> keras.Model`` taking
             ``(N, T, S, S, 3)`` uint8 RGB frames, returning ``(N, C)`` softmax.
         backbone: ``keras.applications`` backbone name, or ``None`` (from scratch).
-        build_head: ``(settings, num_classes, sequence_length, feature_dim) -> Model``
-            taking ``[(N, T, D) float, (N, T) bool mask]``.
+        build_head: ``(settings, num_classes, sequence_length, feature_dim, stats=None)
+            -> Model`` taking ``[(N, T, D) float, (N, T) bool mask]``; ``stats``
+            (:class:`~actionrec.models.heads.FeatureStats`) standardises the features
+            when the settings ask for it (``standardize``).
         design: one line naming the reference design.
     """
 

@@ -2,18 +2,76 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 from actionrec.models import Architecture
 from actionrec.models.settings import BackboneSettings
 
 
+def storage_scale_log2(features: np.ndarray) -> int:
+    """The power of two ``k`` that brings the RMS of ``features`` near 1: ``round(-log2(rms))``.
+
+    Args:
+        features: ``(..., D)`` float backbone features (any sample of the store's values).
+
+    Returns:
+        ``k`` clipped to ``[-14, 24]`` (float16 holds up to 65504; float32 features of an
+        ImageNet backbone are of order 1, of a random one down to about 1e-7); 0 when all
+        values are zero.
+    """
+    rms = float(np.sqrt(np.mean(np.square(features, dtype=np.float64)))) if features.size else 0.0
+    if rms == 0.0 or not np.isfinite(rms):
+        return 0
+    return int(np.clip(round(-np.log2(rms)), -14, 24))
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-dimension statistics of the training features, frozen into the head.
+
+    Attributes:
+        scale_log2: ``k`` with ``2**k * features`` of RMS near 1 (exact in float32).
+        mean: ``(D,)`` float64 mean of the scaled features over valid frames.
+        variance: ``(D,)`` float64 variance of the same; a dimension that is constant on
+            the training split (a dead ReLU unit: half of a random InceptionV3's) gets 1,
+            so it passes through unamplified instead of being divided by ~0.
+    """
+
+    scale_log2: int
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+def feature_stats(features: np.ndarray, mask: np.ndarray) -> FeatureStats:
+    """:class:`FeatureStats` of ``(N, T, D)`` float features over the frames where the
+    ``(N, T)`` bool ``mask`` is True (padded frames are left out).
+
+    Raises:
+        ValueError: ``mask`` selects no frame.
+    """
+    valid = np.asarray(features, np.float64)[np.asarray(mask, bool)]
+    if not len(valid):
+        raise ValueError("no valid frame to compute feature statistics from")
+    k = storage_scale_log2(valid)
+    scaled = valid * 2.0 ** k
+    variance = scaled.var(axis=0)
+    variance[variance < 1e-12] = 1.0  # constant on the training split: leave it alone
+    return FeatureStats(k, scaled.mean(axis=0), variance)
+
+
 def build_recurrent_head(s: BackboneSettings, num_classes: int, sequence_length: int,
-                         feature_dim: int, name: str):
+                         feature_dim: int, name: str, stats: FeatureStats | None = None):
     """``[(N, T, D) features, (N, T) bool mask]`` -> ``(N, C)`` softmax.
 
-    Stack: optional LayerNormalization; one recurrent layer per ``s.units`` (GRU or
-    LSTM by ``s.cell``, Bidirectional when ``s.bidirectional``; the mask skips padded
-    frames); Dropout; optional Dense(``dense_units``, ReLU, L2) + Dropout; Dense
-    softmax. Defaults per architecture: see :mod:`actionrec.models.settings`.
+    Stack: with ``stats``, the features are standardised per dimension with the training
+    split's statistics (``Rescaling(2**k)`` then ``Normalization(mean, variance)``: fixed
+    layers, saved with the model, so the assembled network on frames does the same);
+    optional LayerNormalization; one recurrent layer per ``s.units`` (GRU or LSTM by
+    ``s.cell``, Bidirectional when ``s.bidirectional``; the mask skips padded frames);
+    Dropout; optional Dense(``dense_units``, ReLU, L2) + Dropout; Dense softmax.
+    Defaults per architecture: see :mod:`actionrec.models.settings`.
     """
     import keras
     from keras import layers
@@ -21,7 +79,12 @@ def build_recurrent_head(s: BackboneSettings, num_classes: int, sequence_length:
     features = keras.Input((sequence_length, feature_dim), name="features")
     mask = keras.Input((sequence_length,), dtype="bool", name="mask")
     reg = keras.regularizers.L2(s.l2) if s.l2 else None
-    x = layers.LayerNormalization(name="feature_norm")(features) if s.layer_norm else features
+    x = features
+    if stats is not None:
+        x = layers.Rescaling(2.0 ** stats.scale_log2, name="feature_scale")(x)
+        x = layers.Normalization(mean=stats.mean.tolist(), variance=stats.variance.tolist(),
+                                 name="feature_standardize")(x)
+    x = layers.LayerNormalization(name="feature_norm")(x) if s.layer_norm else x
     cell = {"gru": layers.GRU, "lstm": layers.LSTM}[s.cell]
     for i, units in enumerate(s.units):
         last = i == len(s.units) - 1
@@ -90,12 +153,13 @@ def backbone_architecture(name: str, backbone: str, settings: type[BackboneSetti
     """An :class:`Architecture` made of a frozen ``backbone`` and :func:`build_recurrent_head`.
 
     ``build(s, num_classes, sequence_length, head=None)`` assembles the whole network
-    around ``head`` (a trained one, or a new one when ``None``).
+    around ``head`` (a trained one, or a new one without feature statistics when
+    ``None``); ``build_head(s, num_classes, sequence_length, feature_dim, stats=None)``.
     """
 
     def build_head(s: BackboneSettings, num_classes: int, sequence_length: int,
-                   feature_dim: int):
-        return build_recurrent_head(s, num_classes, sequence_length, feature_dim, name)
+                   feature_dim: int, stats: FeatureStats | None = None):
+        return build_recurrent_head(s, num_classes, sequence_length, feature_dim, name, stats)
 
     def build(s: BackboneSettings, num_classes: int, sequence_length: int, head=None):
         from actionrec.models.backbones import BACKBONES
