@@ -4,7 +4,10 @@ Metrics (``reports/<arch>/metrics.json``; the same keys for every architecture):
 ``top1_accuracy``, ``top<k>_accuracy``, ``macro_precision``, ``macro_recall``,
 ``macro_f1`` (scikit-learn, ``zero_division=0``), ``n_test``, ``parameters``,
 ``latency_ms`` (median wall time of one clip at batch 1 through the whole saved
-model, after warm-up), ``epochs_trained``.
+model, after warm-up), ``epochs_trained``, and ``train_top1_accuracy``: the saved
+model's top-1 accuracy on its own training split in inference mode (how well it fits
+what it was trained on; the CI gate uses it where the test split says little, e.g.
+random backbone weights).
 
 For architectures trained on cached features, test predictions come from the saved
 model's own head on the cached test features (the same computation as running the
@@ -109,20 +112,20 @@ def measure_latency(model, clip: np.ndarray, warmup: int, runs: int) -> float:
     return float(np.median(times))
 
 
-def predict_test(name: str, model, frames: Path, features: Path,
-                 batch_size: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """``(probabilities (N, C), rows)`` on the test split; the head on cached features
-    when ``features/<name>`` exists, the whole model on frames otherwise."""
+def predict_split(name: str, model, frames: Path, features: Path, batch_size: int,
+                  split: str = "test") -> tuple[np.ndarray, pd.DataFrame]:
+    """``(probabilities (N, C) float32, rows)`` on ``split``; the head on cached features
+    when ``features/<name>/<split>.npy`` exists, the whole model on frames otherwise.
+    Inference mode: no dropout, no augmentation, BatchNormalization's moving statistics."""
     from actionrec.data.datasets import FrameSequence, load_features, split_index
 
     store = features / name
-    if (store / "test.npy").exists():
-        feats, mask, rows = load_features(store, "test")
+    if (store / f"{split}.npy").exists():
+        feats, mask, rows = load_features(store, split)
         head = model.get_layer(f"{name}_head")
-        probs = head.predict([np.asarray(feats, np.float32), mask], batch_size=batch_size,
-                             verbose=0)
+        probs = head.predict([feats, mask], batch_size=batch_size, verbose=0)
         return np.asarray(probs), rows
-    rows = split_index(frames, "test")
+    rows = split_index(frames, split)
     seq = FrameSequence(frames, rows, model.output_shape[-1], batch_size)
     return np.asarray(model.predict(seq, verbose=0)), rows
 
@@ -149,9 +152,13 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
     classes = meta["classes"]
     model = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
     frames = frames_root / str(meta["image_size"])
-    probs, rows = predict_test(name, model, frames, features_root, batch_size)
+    probs, rows = predict_split(name, model, frames, features_root, batch_size)
     labels = rows["label"].to_numpy()
     metrics, per_class = classification_metrics(probs, labels, classes, top_k)
+    train_probs, train_rows = predict_split(name, model, frames, features_root, batch_size,
+                                            "train")
+    metrics["train_top1_accuracy"] = float(np.mean(
+        train_probs.argmax(axis=1) == train_rows["label"].to_numpy()))
     clip = read_clip(frames, rows["file"].iloc[0])[None]
     metrics["latency_ms"] = measure_latency(model, clip, latency_warmup, latency_runs)
     metrics["parameters"] = int(model.count_params())

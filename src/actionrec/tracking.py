@@ -120,11 +120,16 @@ def log_model(model_path: Path, meta_path: Path, example: np.ndarray, probs: np.
 
 
 def log_test_results(run_id: str, metrics: dict[str, float], artifacts: list[Path]) -> None:
-    """Add the test metrics (``test_*``) and report files to the training run."""
+    """Add the evaluation metrics and report files to the training run.
+
+    Test-split metrics are logged as ``test_<key>``; those measured on another split
+    keep their own prefix (``train_top1_accuracy``).
+    """
     import mlflow
 
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"test_{k}": float(v) for k, v in metrics.items()})
+        mlflow.log_metrics({k if k.startswith("train_") else f"test_{k}": float(v)
+                            for k, v in metrics.items()})
         for path in artifacts:
             if path.exists():
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
