@@ -62,6 +62,29 @@ def test_generation_is_deterministic(tmp_path, synth_dir):
     assert not np.array_equal(a, c)
 
 
+def _corner_colours(root) -> np.ndarray:
+    """Mean BGR of the top-left 6x6 pixels of each clip's first decoded frame."""
+    corners = []
+    for video in sorted((root / "UCF-101").rglob("*.avi")):
+        cap = cv2.VideoCapture(str(video))
+        ok, frame = cap.read()
+        cap.release()
+        assert ok, video
+        corners.append(frame[:6, :6].reshape(-1, 3).mean(axis=0))
+    return np.array(corners)
+
+
+def test_variation_sets_how_much_groups_differ_in_look(tmp_path):
+    """variation 0: every group on the same plain mid-grey background; 1: groups differ."""
+    params = {**SMALL_SYNTH, "actions": ["wave", "walk"], "groups": 4, "clips_per_group": 1}
+    generate(tmp_path / "alike", progress=False, **params, variation=0.0)
+    generate(tmp_path / "full", progress=False, **params, variation=1.0)
+    alike, full = _corner_colours(tmp_path / "alike"), _corner_colours(tmp_path / "full")
+    assert np.ptp(alike, axis=0).max() < 4  # XVID noise only
+    assert np.abs(alike - 127.5).max() < 6  # mid grey, through XVID's YUV 4:2:0
+    assert np.ptp(full, axis=0).max() > 40
+
+
 def test_sit_down_is_stand_up_played_backwards():
     timing = {"t0": 0.2, "t1": 0.8, "cycles": 2.0, "phase": 0.1}
     for p in np.linspace(0, 1, 11):

@@ -81,6 +81,7 @@ class SyntheticSource(_Strict):
     height: Annotated[int, Field(ge=32, le=1080)] = 120
     fps: Annotated[float, Field(gt=0, le=120)] = 25.0
     seed: NonNegInt = 0
+    variation: Fraction = 1.0  # how much groups differ in look (1 full, 0 all alike)
 
     @field_validator("actions")
     @classmethod
@@ -218,12 +219,32 @@ class EvaluateSettings(_Strict):
     latency_runs: PositiveInt = 10
 
 
+MetricList = Annotated[list[str], Field(min_length=1)]
+
+
 class GateSettings(_Strict):
-    """The CI regression gate (``actionrec gate``, ``ci/tiny_pipeline.sh``); no stage uses it."""
+    """The CI regression gate (``actionrec gate``, ``ci/tiny_pipeline.sh``); no stage uses it.
+
+    ``metrics`` maps an architecture to the ``metrics.json`` keys gated for it; ``default``
+    is used for every architecture not named (a plain list means the same for all).
+    """
 
     baseline: str = "ci/baseline"  # committed <arch>/metrics.json of the tiny profile
-    metrics: Annotated[list[str], Field(min_length=1)] = ["top1_accuracy", "macro_f1"]
+    metrics: dict[str, MetricList] = {"default": ["top1_accuracy", "macro_f1"]}
     tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.07  # largest allowed drop
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {"default": v}
+        if isinstance(v, dict) and "default" not in v:
+            raise ValueError("name the metrics of every other architecture under 'default'")
+        return v
+
+    def metrics_for(self, architecture: str) -> list[str]:
+        """The gated metric keys of ``architecture``."""
+        return self.metrics.get(architecture, self.metrics["default"])
 
 
 class Params(_Strict):

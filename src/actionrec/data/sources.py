@@ -114,7 +114,8 @@ def fetch_synthetic(data: DataSettings, out: Path, cache: Path) -> None:
     """Generate the synthetic stick-figure dataset (see :mod:`actionrec.data.synthetic`)."""
     s = data.synthetic
     synthetic.generate(out, s.actions, s.groups, s.test_groups, s.clips_per_group,
-                       s.min_frames, s.max_frames, s.width, s.height, s.fps, s.seed)
+                       s.min_frames, s.max_frames, s.width, s.height, s.fps, s.seed,
+                       variation=s.variation)
 
 
 #: ``data.source`` -> function filling an empty folder with the raw layout.

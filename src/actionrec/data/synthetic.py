@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -161,15 +161,20 @@ class GroupStyle:
     noise_sigma: float
     jitter_px: float
     clutter_seed: int
+    clutter: float  # share of the clutter objects that are drawn
 
 
-def _group_style(rng: np.random.Generator) -> GroupStyle:
+def _group_style(rng: np.random.Generator, variation: float = 1.0) -> GroupStyle:
+    """Draw one group's look. ``variation`` in [0, 1] shrinks every appearance draw toward
+    the middle of its range (1: the full ranges below; 0: every group has the same mid-grey
+    background, size, line width, place, no gradient, noise, shake or clutter). The draws
+    themselves do not change, so ``variation=1`` gives exactly the unscaled styles."""
     bg = rng.integers(0, 256, size=3)
-    fig = (bg + rng.integers(90, 166, size=3)) % 256  # keep contrast with the background
-    return GroupStyle(
+    contrast = rng.integers(90, 166, size=3)
+    style = GroupStyle(
         scale=float(rng.uniform(0.5, 0.75)),
         thickness=int(rng.integers(3, 6)),
-        figure_bgr=tuple(int(v) for v in fig),
+        figure_bgr=tuple(int(v) for v in (bg + contrast) % 256),  # contrast with the background
         background_bgr=tuple(int(v) for v in bg),
         gradient=float(rng.uniform(-60, 60)),
         x_center=float(rng.uniform(0.4, 0.6)),  # inside the centre square that is kept
@@ -179,6 +184,27 @@ def _group_style(rng: np.random.Generator) -> GroupStyle:
         noise_sigma=float(rng.uniform(0.0, 8.0)),
         jitter_px=float(rng.uniform(0.0, 2.5)),
         clutter_seed=int(rng.integers(0, 2**31)),
+        clutter=1.0,
+    )
+    if variation == 1.0:
+        return style
+
+    def toward(value: float, middle: float) -> float:
+        return middle + variation * (value - middle)
+
+    bg_v = np.rint([toward(c, 127.5) for c in bg]).astype(int)
+    return replace(
+        style,
+        scale=toward(style.scale, 0.625),
+        thickness=int(round(toward(style.thickness, 4))),
+        figure_bgr=tuple(int(v) for v in (bg_v + contrast) % 256),
+        background_bgr=tuple(int(v) for v in bg_v),
+        gradient=toward(style.gradient, 0.0),
+        x_center=toward(style.x_center, 0.5),
+        ground=toward(style.ground, 0.885),
+        noise_sigma=toward(style.noise_sigma, 0.0),
+        jitter_px=toward(style.jitter_px, 0.0),
+        clutter=variation,
     )
 
 
@@ -193,7 +219,10 @@ def _background(style: GroupStyle, w: int, h: int, margin: int) -> np.ndarray:
     # width, walking 0.35 of it) is never drawn over an object of arbitrary colour, which
     # could hide its limbs entirely at low resolution.
     band = W // 5
-    for _ in range(int(rng.integers(2, 6))):
+    n_objects = int(rng.integers(2, 6))
+    for k in range(n_objects):
+        if k >= round(style.clutter * n_objects):
+            break
         colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
         left = rng.random() < 0.5
         y0 = int(rng.integers(0, H))
@@ -322,6 +351,7 @@ class _ClipJob:
     fps: float
     seed: int
     video_root: str
+    variation: float = 1.0
 
     @property
     def rel(self) -> str:
@@ -330,7 +360,7 @@ class _ClipJob:
 
 
 def _write_clip(job: _ClipJob) -> Path:
-    style = _group_style(np.random.default_rng([job.seed, job.group]))
+    style = _group_style(np.random.default_rng([job.seed, job.group]), job.variation)
     rng = np.random.default_rng([job.seed, job.class_index, job.group, job.clip])
     n = int(rng.integers(job.min_frames, job.max_frames + 1))
     path = Path(job.video_root) / job.rel
@@ -340,7 +370,8 @@ def _write_clip(job: _ClipJob) -> Path:
 
 def generate(root: Path, actions: list[str], groups: int, test_groups: int,
              clips_per_group: int, min_frames: int, max_frames: int, width: int, height: int,
-             fps: float, seed: int, progress: bool = True, workers: int = 0) -> list[Path]:
+             fps: float, seed: int, progress: bool = True, workers: int = 0,
+             variation: float = 1.0) -> list[Path]:
     """Write a synthetic dataset in the UCF101 layout under ``root``.
 
     Args:
@@ -351,6 +382,9 @@ def generate(root: Path, actions: list[str], groups: int, test_groups: int,
         min_frames, max_frames: clip length in frames, drawn per clip (inclusive).
         width, height: frame size in pixels; fps: frames per second of the files.
         seed: the only source of randomness (results do not depend on ``workers``).
+        variation: how much groups differ in look, 0..1 (see :func:`_group_style`); 1 is
+            the full range, lower values make unseen test groups look more like the
+            training groups (an easier dataset, e.g. for CI).
         workers: processes rendering clips; 0 = all cores.
 
     Returns:
@@ -366,7 +400,7 @@ def generate(root: Path, actions: list[str], groups: int, test_groups: int,
         raise DatasetError(f"need 0 < test_groups ({test_groups}) < groups ({groups})")
     names = sorted((class_name(a), a) for a in actions)
     jobs = [_ClipJob(ci, cname, action, g, c, min_frames, max_frames, width, height, fps, seed,
-                     str(root / "UCF-101"))
+                     str(root / "UCF-101"), variation)
             for ci, (cname, action) in enumerate(names, start=1)
             for g in range(1, groups + 1)
             for c in range(1, clips_per_group + 1)]
