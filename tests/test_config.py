@@ -35,7 +35,7 @@ def test_profile_args_are_shell_safe(repo_params, tmp_path, capsys):
     assert args[0::2] == ["-S"] * (len(args) // 2)
     assert "-S data.source=synthetic" in capsys.readouterr().out
     assert not any(ch.isspace() for a in args for ch in a)
-    assert 'data.synthetic.actions=["walk","wave","jumping_jack","sit_down"]' in args
+    assert 'data.synthetic.actions=["sit_down","stand_up","walk","bend"]' in args
 
 
 def test_unknown_profile_names_the_choices(repo_params):
@@ -71,6 +71,8 @@ def _with(raw: dict, dotted: str, value) -> dict:
         ("models.inceptionv3_gru.augment", {"flip": True},
          r"models\.inceptionv3_gru: .*augment needs training on frames.*fine_tune_layers"),
         ("models.convlstm.augment", {"zoom": 0.9}, r"models\.convlstm\.augment\.zoom"),
+        ("gate.metrics", {"lrcn": ["top1_accuracy"]}, r"gate\.metrics: .*under 'default'"),
+        ("gate.metrics", {"default": []}, r"gate\.metrics\.default"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(repo_params, key, value, message):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,21 +74,23 @@ def _number(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def compare(baseline: dict[str, dict], current: dict[str, dict], metrics: list[str],
-            tolerance: float) -> list[GateRow]:
+def compare(baseline: dict[str, dict], current: dict[str, dict],
+            metrics: list[str] | Callable[[str], list[str]], tolerance: float) -> list[GateRow]:
     """Every (architecture, metric) of ``baseline`` and ``current``, judged.
 
     Args:
         baseline, current: ``{architecture: metrics.json content}``.
-        metrics: the gated keys, e.g. ``["top1_accuracy", "macro_f1"]``.
+        metrics: the gated keys, e.g. ``["top1_accuracy", "macro_f1"]``, or a function
+            giving them per architecture (``GateSettings.metrics_for``).
         tolerance: largest allowed drop (absolute); a drop of exactly ``tolerance`` passes.
 
     Returns:
         Rows sorted by architecture then metric order; ``row.failed`` marks the failures.
     """
+    metrics_for = metrics if callable(metrics) else (lambda _arch: metrics)
     rows = []
     for arch in sorted(set(baseline) | set(current)):
-        for metric in metrics:
+        for metric in metrics_for(arch):
             base = _number(baseline[arch].get(metric)) if arch in baseline else None
             cur = _number(current[arch].get(metric)) if arch in current else None
             if arch not in baseline:

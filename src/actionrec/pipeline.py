@@ -196,7 +196,8 @@ def gate(params: str, reports: str, baseline: str | None, tolerance: float | Non
         print(f"gate: baseline {base} rewritten from {reports} ({', '.join(archs)}); "
               "commit it with the change that moved the metrics")
         return True
-    rows = g.compare(g.read_metrics(base), g.read_metrics(Path(reports)), cfg.metrics, tol)
+    rows = g.compare(g.read_metrics(base), g.read_metrics(Path(reports)), cfg.metrics_for,
+                     tol)
     table = g.markdown(rows, tol)
     print(table, end="")
     if summary:
