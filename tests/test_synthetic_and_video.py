@@ -76,6 +76,11 @@ def _corner_colours(root) -> np.ndarray:
 
 def test_variation_sets_how_much_groups_differ_in_look(tmp_path):
     """variation 0: every group on the same plain mid-grey background; 1: groups differ."""
+    from actionrec.data.synthetic import _group_style
+
+    alike_styles = {_group_style(np.random.default_rng([0, g]), 0.0) for g in range(1, 9)}
+    assert {(s.figure_bgr, s.background_bgr) for s in alike_styles} == {
+        ((0, 0, 0), (128, 128, 128))}
     params = {**SMALL_SYNTH, "actions": ["wave", "walk"], "groups": 4, "clips_per_group": 1}
     generate(tmp_path / "alike", progress=False, **params, variation=0.0)
     generate(tmp_path / "full", progress=False, **params, variation=1.0)
