@@ -13,8 +13,10 @@ setup:  ## install system + Python dependencies into .venv
 pipeline: setup  ## the real run: `dvc repro` on UCF101 split 1, top-5 classes (downloads 6.5 GB)
 	dvc repro
 
-demo: setup  ## offline demo: the whole pipeline on the tiny synthetic profile
-	dvc exp run $$(actionrec profile tiny)
+demo: setup  ## offline demo: the tiny profile in a scratch copy, .ci-work/ (params.yaml untouched)
+	bash ci/tiny_pipeline.sh --run-only
+	@echo "demo: the run is in .ci-work/: cat .ci-work/reports/comparison.md; the MLflow UI:"
+	@echo "  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///.ci-work/mlflow.db"
 
 test: setup  ## lint + the test suite (real dvc, real video; skips ../shared tests when absent)
 	ruff check .

@@ -4,12 +4,16 @@
 #
 #   ci/tiny_pipeline.sh                    run the tiny profile, then the regression gate
 #   ci/tiny_pipeline.sh --update-baseline  run it, then rewrite ci/baseline/ from the result
+#   ci/tiny_pipeline.sh --run-only         run it, no gate (the test suite and `make demo`)
 #
 # The run happens in a scratch copy of the working tree (uncommitted changes included):
 # $ACTIONREC_CI_WORK, default .ci-work/ (git-ignored). The copy is a fresh git + DVC repo
 # whose first commit holds the baseline as reports/<arch>/metrics.json, so that
 # `dvc metrics diff HEAD --md` shows what this change did to every metric.
-# It leaves: reports/, dvc_plots/ (dvc plots show), metrics_diff.md and gate.md.
+# A finished run is reused while the working tree (less ci/baseline/) and the numerics
+# settings (TF_ENABLE_ONEDNN_OPTS, TF_NUM_INTRAOP_THREADS, KERAS_BACKEND) are unchanged, so
+# `make test` and `make ci-pipeline` share one run; delete the folder to force a new one.
+# It leaves: reports/, pipeline.log, dvc_plots/ (dvc plots show), metrics_diff.md, gate.md.
 # With $GITHUB_STEP_SUMMARY set, both tables are appended to the job summary.
 # Exit status: 0 passed, 1 gate failed or pipeline error, 2 usage error.
 set -euo pipefail
@@ -17,10 +21,12 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${ACTIONREC_CI_WORK:-$root/.ci-work}
 update=0
+gate=1
 case "${1:-}" in
   "") ;;
   --update-baseline) update=1 ;;
-  -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --run-only) gate=0 ;;
+  -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "error: unknown argument '$1' (see ci/tiny_pipeline.sh --help)" >&2; exit 2 ;;
 esac
 for tool in actionrec dvc git; do
@@ -33,44 +39,65 @@ done
 
 baseline=$(cd "$root" && python -c 'from actionrec.config import load_params; print(load_params().gate.baseline)')
 case "$baseline" in /*) ;; *) baseline="$root/$baseline" ;; esac
-echo "== scratch project: $work"
-rm -rf "$work"
-mkdir -p "$work"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard \
-  | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-  | tar --null -T - -cf -) | tar -xf - -C "$work"
-cd "$work"
-export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-actionrec-ci} GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-ci@actionrec.invalid}
-export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-actionrec-ci} GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-ci@actionrec.invalid}
-unset MLFLOW_TRACKING_URI  # the scratch project keeps its own sqlite store
-git init -q
-if [ -d "$baseline" ]; then
-  for f in "$baseline"/*/metrics.json; do
-    [ -e "$f" ] || continue
-    arch=$(basename "$(dirname "$f")")
-    mkdir -p "reports/$arch"
-    cp "$f" "reports/$arch/metrics.json"
-  done
+# What the run depends on: every file that is copied (the baseline aside: it is only
+# compared with) and the settings that change floating-point results.
+source_files() {
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done)
+}
+digest=$( { (cd "$root" && source_files | grep -zv '^ci/baseline/' | xargs -0 -r sha256sum)
+            echo "TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-}"
+            echo "TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-}"
+            echo "KERAS_BACKEND=${KERAS_BACKEND:-}"; } | sha256sum | cut -d' ' -f1)
+
+# One run at a time per folder: a second caller (a parallel test worker, `make demo` beside
+# `make test`) waits here, then finds the run done and reuses it.
+mkdir -p "$(dirname "$work")"
+exec 9>"$work.lock"
+flock 9
+if [ -f "$work/.run-digest" ] && [ "$(cat "$work/.run-digest")" = "$digest" ]; then
+  echo "== reusing the tiny run in $work (same source and numerics settings; delete it to rerun)"
+  cd "$work"
+else
+  echo "== scratch project: $work"
+  rm -rf "$work"
+  mkdir -p "$work"
+  source_files | (cd "$root" && tar --null -T - -cf -) | tar -xf - -C "$work"
+  cd "$work"
+  export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-actionrec-ci} GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-ci@actionrec.invalid}
+  export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-actionrec-ci} GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-ci@actionrec.invalid}
+  unset MLFLOW_TRACKING_URI  # the scratch project keeps its own sqlite store
+  git init -q
+  if [ -d "$baseline" ]; then
+    for f in "$baseline"/*/metrics.json; do
+      [ -e "$f" ] || continue
+      arch=$(basename "$(dirname "$f")")
+      mkdir -p "reports/$arch"
+      cp "$f" "reports/$arch/metrics.json"
+    done
+  fi
+  git add -A
+  git add -f reports 2>/dev/null || true
+  git commit -qm "baseline: the working tree, with the committed baseline as reports/<arch>/metrics.json"
+
+  echo "== tiny pipeline: dvc exp run \$(actionrec profile tiny)"
+  start=$(date +%s)
+  # shellcheck disable=SC2046  # the profile is a list of -S arguments, split on purpose
+  dvc exp run $(actionrec profile tiny) 2>&1 | tee pipeline.log
+  echo "== tiny pipeline finished in $(( $(date +%s) - start )) s" | tee -a pipeline.log
+
+  dvc plots show -o dvc_plots >/dev/null
+  {
+    echo "### Test metrics, tiny profile: this change against the committed baseline"
+    echo
+    echo "\`dvc metrics diff HEAD --md\` (HEAD holds the baseline):"
+    echo
+    dvc metrics diff HEAD --md --precision 3 --all
+  } > metrics_diff.md
+  echo "$digest" > .run-digest
 fi
-git add -A
-git add -f reports 2>/dev/null || true
-git commit -qm "baseline: the working tree, with the committed baseline as reports/<arch>/metrics.json"
-
-echo "== tiny pipeline: dvc exp run \$(actionrec profile tiny)"
-start=$(date +%s)
-# shellcheck disable=SC2046  # the profile is a list of -S arguments, split on purpose
-dvc exp run $(actionrec profile tiny)
-echo "== tiny pipeline finished in $(( $(date +%s) - start )) s"
-
-dvc plots show -o dvc_plots >/dev/null
-{
-  echo "### Test metrics, tiny profile: this change against the committed baseline"
-  echo
-  echo "\`dvc metrics diff HEAD --md\` (HEAD holds the baseline):"
-  echo
-  dvc metrics diff HEAD --md --precision 3 --all
-} > metrics_diff.md
 cat metrics_diff.md
+[ "$gate" = 1 ] || exit 0
 
 if [ "$update" = 1 ]; then
   actionrec gate --reports reports --baseline "$baseline" --update

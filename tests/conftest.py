@@ -138,6 +138,41 @@ def file_server() -> Iterator[FileServer]:
         server.server_close()
 
 
+def ci_work_dir() -> Path:
+    """Where ``ci/tiny_pipeline.sh`` keeps its run: ``$ACTIONREC_CI_WORK`` or ``.ci-work``."""
+    return Path(os.environ.get("ACTIONREC_CI_WORK", REPO / ".ci-work")).resolve()
+
+
+@pytest.fixture(scope="session")
+def tiny_run() -> Path:
+    """The tiny profile, run once by ``ci/tiny_pipeline.sh --run-only`` (real ``dvc exp run``
+    in a scratch git + DVC repo) and shared: by the tests that read its outputs, and by
+    ``make ci-pipeline``'s regression gate, which reuses the run while the source is
+    unchanged. Tests must not modify it: copy it with :func:`copy_project` first."""
+    run_cmd(["bash", str(REPO / "ci" / "tiny_pipeline.sh"), "--run-only"], cwd=REPO,
+            timeout=3000)
+    return ci_work_dir()
+
+
+def copy_project(src: Path, dst: Path) -> Path:
+    """A private copy of a pipeline project (git, DVC cache, outputs, MLflow store).
+
+    The copied MLflow experiments are pointed at the copy's own ``mlruns/`` (MLflow keeps
+    an absolute artifact location per experiment), so new runs in the copy write nothing
+    into ``src``.
+    """
+    import sqlite3
+
+    shutil.copytree(src, dst, symlinks=True)
+    db = dst / "mlflow.db"
+    if db.exists():
+        with sqlite3.connect(db) as con:
+            con.execute("UPDATE experiments SET artifact_location = "
+                        "replace(artifact_location, ?, ?)",
+                        (str(src.resolve()), str(dst.resolve())))
+    return dst
+
+
 def make_project(dst: Path) -> Path:
     """A fresh clone-like copy of the project at ``dst``: git repo, DVC initialised, nothing run."""
     dst.mkdir(parents=True)
