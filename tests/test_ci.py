@@ -75,17 +75,15 @@ def test_the_workflow_and_ci_run_call_the_same_commands():
 def test_the_committed_baseline_guards_every_architecture():
     """Every architecture has its gated metrics in the baseline, far enough above chance
     (0.25 on the tiny profile's 4 classes) that a broken one falls beyond the tolerance:
-    LRCN and ConvLSTM at test top-1 and macro-F1 >= 0.85, the backbone heads fitting their
-    training split at >= 0.95."""
+    at least 0.85, test top-1 and macro-F1 included, for all five."""
     gate = load_params(REPO / "params.yaml").gate
     for arch in ARCHITECTURES:
         metrics = json.loads((REPO / gate.baseline / arch / "metrics.json").read_text())
         gated = gate.metrics_for(arch)
-        assert gated and all(isinstance(metrics[m], float) for m in gated), arch
-        floor = 0.95 if gated == ["train_top1_accuracy"] else 0.85
-        assert all(metrics[m] >= floor for m in gated), (arch, {m: metrics[m] for m in gated})
-    assert gate.metrics_for("lrcn") == gate.metrics_for("convlstm") == [
-        "top1_accuracy", "macro_f1"]
+        assert {"top1_accuracy", "macro_f1"} <= set(gated), arch
+        assert all(isinstance(metrics[m], float) for m in gated), arch
+        assert all(metrics[m] >= 0.85 for m in gated), (arch, {m: metrics[m] for m in gated})
+        assert all(metrics[m] - gate.tolerance > 0.25 + 0.5 for m in gated), arch
 
 
 def test_tiny_pipeline_script_refuses_an_unknown_argument():
@@ -111,9 +109,13 @@ BASE = {"lrcn": {"top1_accuracy": 0.9, "macro_f1": 0.88, "latency_ms": 3.0},
 
 
 def _run_gate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """The real ``actionrec gate`` with the repository's params, run in ``tmp_path``."""
-    return run_cmd(["actionrec", "gate", "--params", str(REPO / "params.yaml"), *args],
-                   cwd=tmp_path, check=False)
+    """The real ``actionrec gate`` run in ``tmp_path``, with the repository's params but
+    ``gate.metrics: [top1_accuracy, macro_f1]`` (what these tests' metrics files hold)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["gate"]["metrics"] = ["top1_accuracy", "macro_f1"]
+    (tmp_path / "gate_params.yaml").write_text(yaml.safe_dump(params))
+    return run_cmd(["actionrec", "gate", "--params", str(tmp_path / "gate_params.yaml"),
+                    *args], cwd=tmp_path, check=False)
 
 
 def _gate(tmp_path: Path, current: dict, *extra: str) -> subprocess.CompletedProcess:
