@@ -6,8 +6,8 @@ Metrics (``reports/<arch>/metrics.json``; the same keys for every architecture):
 ``latency_ms`` (median wall time of one clip at batch 1 through the whole saved
 model, after warm-up), ``epochs_trained``, and ``train_top1_accuracy``: the saved
 model's top-1 accuracy on its own training split in inference mode (how well it fits
-what it was trained on; the CI gate uses it where the test split says little, e.g.
-random backbone weights).
+what it was trained on; the CI gate checks it beside the test metrics, so a model that
+can no longer fit its data fails even where the test split happens to hold).
 
 For architectures trained on cached features, test predictions come from the saved
 model's own head on the cached test features (the same computation as running the

@@ -107,10 +107,10 @@ class BackboneSettings(ArchSettings):
 
     ``standardize``: the head's first layers scale each feature dimension to zero mean
     and unit variance with the training split's statistics (fixed, saved with the model).
-    ImageNet features differ in scale by orders of magnitude between dimensions; random
-    backbones (``weights: null``) give features of 1e-4 to 1e-6 that a head with Adam at
-    1e-3 barely moves on. On the tiny profile (random weights) it is what lets the heads
-    fit their training split at all.
+    Pooled ImageNet features differ in scale between dimensions; random backbones
+    (``weights: null``, the tests and the tiny profile) give features of 1e-4
+    (InceptionV3) to 1e-6 (EfficientNetB7), far from the unit scale that the head's
+    initialisation and Adam's default learning rate assume.
     """
 
     backbone: BackboneOptions = BackboneOptions()
