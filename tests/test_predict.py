@@ -176,6 +176,28 @@ def test_model_that_cannot_be_loaded_says_why(model_dir, tmp_path):
         load_predictor("models:/actionrec-nope@champion", f"sqlite:///{tmp_path / 'm.db'}")
 
 
+def test_a_folder_yields_every_container_opencv_decodes(model_dir, tmp_path):
+    """.m4v, .3gp, .wmv, .flv and an animated .gif in a folder are found and answered, as
+    each is when named on its own (they used to be left out of a folder search)."""
+    from PIL import Image
+
+    from actionrec.predict import find_videos
+
+    d = tmp_path / "more"
+    d.mkdir()
+    for ext, fourcc in ((".m4v", "mp4v"), (".3gp", "mp4v"), (".wmv", "WMV2"), (".flv", "FLV1")):
+        write_video(d / f"clip{ext}", _frames(20), fourcc)
+    frames = [Image.fromarray(f[..., ::-1]) for f in _frames(20)]
+    frames[0].save(d / "clip.gif", save_all=True, append_images=frames[1:], duration=40)
+    videos, problems = find_videos([str(d)])
+    assert not problems
+    assert sorted(v.suffix for v in videos) == [".3gp", ".flv", ".gif", ".m4v", ".wmv"]
+    predictor = load_predictor(str(model_dir))
+    for video in videos:
+        result = predict_video(predictor, video, top_k=1)
+        assert result.ok and result.n_frames == 20, (video, result.error)
+
+
 @pytest.fixture
 def mixed_dir(tmp_path) -> Path:
     """Good videos beside an empty file, a text file named .mp4, a truncated video and a

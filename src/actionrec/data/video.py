@@ -16,8 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-#: File extensions treated as video.
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")
+#: File extensions treated as video when a folder is searched (``actionrec predict DIR``,
+#: the ``local`` source): the containers OpenCV's FFmpeg backend decodes, animated GIF
+#: included. A file named on its own is tried whatever its extension.
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mkv", ".webm", ".mov", ".mpg", ".mpeg",
+                    ".3gp", ".wmv", ".flv", ".ogv", ".gif")
 
 
 class VideoDecodeError(Exception):
