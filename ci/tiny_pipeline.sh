@@ -26,7 +26,7 @@ case "${1:-}" in
   "") ;;
   --update-baseline) update=1 ;;
   --run-only) gate=0 ;;
-  -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "error: unknown argument '$1' (see ci/tiny_pipeline.sh --help)" >&2; exit 2 ;;
 esac
 for tool in actionrec dvc git; do
