@@ -73,7 +73,12 @@ def main() -> None:
     from actionrec.data.validation import probe_videos
     from actionrec.features import extract_features
     from actionrec.models import get_architecture
-    from actionrec.training import _feature_data, compile_model, set_determinism
+    from actionrec.training import (
+        _feature_data,
+        build_feature_head,
+        compile_model,
+        set_determinism,
+    )
 
     acts = ["sit_down", "stand_up", "wave", "jumping_jack", "walk"]
     shipped = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
@@ -126,7 +131,7 @@ def main() -> None:
                          for _ in range(args.repeat))
             preload = _feature_data(cached, store, n_classes).train[0]
             set_determinism(0)
-            head = arch.build_head(s, n_classes, t, preload[0].shape[-1])
+            head = build_feature_head(arch, s, n_classes, t, *preload)
             compile_model(head, 1e-3, 0.9, 0.999, n_classes)
             memory = _epoch_seconds(head, preload, y, bs, args.repeat)
             piped = load_s + memory

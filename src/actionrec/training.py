@@ -93,6 +93,15 @@ def _feature_data(features: Path, frames: Path, num_classes: int) -> TrainData:
     return TrainData(train, val, len(rows), n_val, example)
 
 
+def build_feature_head(arch, s, num_classes: int, sequence_length: int, features: np.ndarray,
+                       mask: np.ndarray) -> keras.Model:
+    """The head that training fits on cached features: ``arch.build_head`` with the
+    training features' statistics (:func:`~actionrec.models.heads.feature_stats`) when
+    ``s.standardize``. ``features`` ``(N, T, D)`` float32, ``mask`` ``(N, T)`` bool."""
+    stats = feature_stats(features, mask) if s.standardize else None
+    return arch.build_head(s, num_classes, sequence_length, features.shape[-1], stats)
+
+
 def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int,
                 augment: ClipAugmenter | None = None) -> TrainData:
     rows = split_index(frames, "train")
@@ -133,9 +142,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     set_determinism(params.seed)
     if uses_features:
         data = _feature_data(features_root / name, frames, c)
-        feats, mask = data.train[0]
-        stats = feature_stats(feats, mask) if s.standardize else None
-        model = arch.build_head(s, c, t, feats.shape[-1], stats)
+        model = build_feature_head(arch, s, c, t, *data.train[0])
         lr, batch = s.learning_rate, s.batch_size
     else:
         augment = ClipAugmenter(s.augment.flip, s.augment.translation, s.augment.zoom)
