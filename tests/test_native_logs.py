@@ -1,0 +1,94 @@
+"""TensorFlow's start-up lines are filtered out of the output; real warnings and errors are not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from actionrec.native_logs import has_nvidia_driver, is_noise
+
+# Lines TensorFlow 2.21 printed on this project's CPU machines, verbatim.
+PRE_INIT = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+ONEDNN = ("I0000 00:00:1795440599.885229    1884 port.cc:153] oneDNN custom operations are on. "
+          "You may see slightly different numerical results due to floating-point round-off "
+          "errors from different computation orders.")
+CUDART = ("I0000 00:00:1795440599.886156    1884 cudart_stub.cc:31] Could not find cuda drivers "
+          "on your machine, GPU will not be used.")
+CUINIT = ("E0000 00:00:1795440604.952985    1884 cuda_platform.cc:52] failed call to cuInit: "
+          "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
+OTHER_ERROR = "E0000 00:00:1795440604.952985    1884 op_kernel.cc:1830] OP_REQUIRES failed"
+WARNING = "W0000 00:00:1795440604.952985    1884 cpu_allocator.cc:94] Allocation exceeds 10%"
+DT_BOOL = ("E0000 00:00:1795441786.416551   12400 util.cc:131] oneDNN supports DT_BOOL only on "
+           "platforms with AVX-512. Falling back to the default Eigen-based implementation if "
+           "present.")
+
+
+def test_startup_chatter_is_noise_but_warnings_and_other_errors_are_not() -> None:
+    for line in (PRE_INIT, ONEDNN, CUDART, CUINIT, DT_BOOL):
+        assert is_noise(line, gpu_driver=False), line
+    # with an NVIDIA driver loaded, a failing cuInit is a broken CUDA install: keep it
+    assert not is_noise(CUINIT, gpu_driver=True)
+    for line in (OTHER_ERROR, WARNING, "UserWarning: something", "Epoch 1/30", ""):
+        assert not is_noise(line, gpu_driver=False), line
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300, check=True)
+
+
+def test_the_filter_keeps_every_other_line_in_order() -> None:
+    code = (
+        "import os, sys\n"
+        "from actionrec.native_logs import filtered_stderr, is_noise\n"
+        "with filtered_stderr(lambda line: is_noise(line, False)):\n"
+        f"    os.write(2, b'first\\n' + {PRE_INIT!r}.encode() + b'\\n')\n"
+        f"    os.write(2, {ONEDNN!r}.encode() + b'\\nsecond\\n')\n"
+        "    print('third', file=sys.stderr)\n"
+        f"    os.write(2, {WARNING!r}.encode() + b'\\nno newline at the end')\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    err = _run(code).stderr
+    assert err == f"first\nsecond\nthird\n{WARNING}\nno newline at the endafter\n"
+
+
+def test_the_process_filter_drops_training_chatter_keeps_errors_and_exit_messages() -> None:
+    """What `actionrec` and the stages do: the whole process filtered; progress-bar text
+    (no newline) passes, a real C++ error, a Python warning and the exit message stay."""
+    code = (
+        "import os, sys, warnings\n"
+        "from actionrec import native_logs\n"
+        "native_logs.filter_process_stderr()\n"
+        f"os.write(2, {DT_BOOL!r}.encode() + b'\\n')\n"
+        "os.write(2, b'\\rbar  50%')\n"
+        f"os.write(2, b'\\rbar 100%\\n' + {OTHER_ERROR!r}.encode() + b'\\n')\n"
+        "warnings.warn('a real warning')\n"
+        "raise SystemExit('the exit message')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.decode().split("\n")  # bytes: text mode would turn \r into \n
+    assert lines[0] == "\rbar  50%\rbar 100%" and lines[1] == OTHER_ERROR
+    assert "a real warning" in lines[2] and lines[-2:] == ["the exit message", ""]
+    assert b"DT_BOOL" not in proc.stderr
+
+
+def test_importing_tensorflow_through_actionrec_prints_no_startup_lines() -> None:
+    """Real TensorFlow: its chatter is gone, a real warning still shows; opting out shows all."""
+    code = ("import actionrec, keras; keras.ops.zeros((2,)); "
+            "import warnings; warnings.warn('a real warning')")
+    quiet = _run(code).stderr
+    assert "a real warning" in quiet
+    assert not [line for line in quiet.splitlines() if is_noise(line, gpu_driver=False)]
+    if not has_nvidia_driver():  # without a GPU, TensorFlow 2.21 always says CUDA is absent
+        loud = _run(code, ACTIONREC_NATIVE_LOGS="1").stderr
+        assert any(is_noise(line, gpu_driver=False) for line in loud.splitlines()), loud
+
+
+def test_thread_settings_still_apply_after_the_quiet_import() -> None:
+    """The hook's device lookup must not initialise the runtime (training sets threads)."""
+    out = _run("import actionrec, tensorflow as tf\n"
+               "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+               "print(tf.config.threading.get_intra_op_parallelism_threads())").stdout
+    assert out.strip() == "1"
