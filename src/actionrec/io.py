@@ -1,7 +1,8 @@
 """Atomic file output: a reader never sees half a file, an interrupted write leaves none.
 
-Each helper writes to a temporary file in the destination folder and renames it
-over the target with :func:`os.replace`, which is atomic on POSIX file systems.
+Each helper writes to a temporary file (or folder, :func:`atomic_dir`) beside the
+destination and renames it over the target with :func:`os.replace`, which is atomic
+on POSIX file systems.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,29 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", fsync: bool = Tru
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike[str], suffix: str = ".building") -> Iterator[Path]:
+    """Build a folder in ``<dest><suffix>`` and swap it in for ``dest`` only when the
+    block ends without an error; on any error (or Ctrl-C) the partial folder is removed
+    and ``dest`` is left as it was. A leftover ``<dest><suffix>`` of a killed run is
+    cleared first.
+
+    Yields:
+        The work folder (``Path``), empty.
+    """
+    dest = Path(dest)
+    work = dest.with_name(dest.name + suffix)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(dest, ignore_errors=True)
+    work.replace(dest)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

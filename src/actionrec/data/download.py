@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import socket
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from tqdm import tqdm
 
 from actionrec.errors import ArchiveError, DownloadError
+from actionrec.io import atomic_dir
 
 OFFLINE_HINT = (
     "Without network access use another source: `data.source: local` with "
@@ -170,42 +170,35 @@ def extract_archive(archive: str | Path, dest: str | Path, progress: bool = True
     import libarchive  # imported here: needs the libarchive system library
 
     archive, dest = Path(archive), Path(dest)
-    work = dest.with_name(dest.name + ".extracting")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     n = 0
-    try:
-        with libarchive.file_reader(str(archive)) as entries, tqdm(
-            desc=f"extract {archive.name}", unit=" files", disable=not progress, leave=False
-        ) as bar:
-            for entry in entries:
-                target = _member_target(work, entry.pathname)
-                if entry.issym or entry.islnk:
-                    raise ArchiveError(
-                        f"archive member {entry.pathname!r} is a link; links are refused"
-                    )
-                if entry.isdir:
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                if not entry.isreg:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as fh:
-                    for block in entry.get_blocks():
-                        fh.write(block)
-                n += 1
-                bar.update(1)
+    with atomic_dir(dest, ".extracting") as work:
+        try:
+            with libarchive.file_reader(str(archive)) as entries, tqdm(
+                desc=f"extract {archive.name}", unit=" files", disable=not progress,
+                leave=False
+            ) as bar:
+                for entry in entries:
+                    target = _member_target(work, entry.pathname)
+                    if entry.issym or entry.islnk:
+                        raise ArchiveError(
+                            f"archive member {entry.pathname!r} is a link; links are refused"
+                        )
+                    if entry.isdir:
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    if not entry.isreg:
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with open(target, "wb") as fh:
+                        for block in entry.get_blocks():
+                            fh.write(block)
+                    n += 1
+                    bar.update(1)
+        except libarchive.ArchiveError as err:
+            raise ArchiveError(
+                f"{archive} is corrupt or not an archive ({err}). Delete it and run again "
+                "to download it anew."
+            ) from None
         if n == 0:
             raise ArchiveError(f"{archive} holds no file")
-    except libarchive.ArchiveError as err:
-        shutil.rmtree(work, ignore_errors=True)
-        raise ArchiveError(
-            f"{archive} is corrupt or not an archive ({err}). Delete it and run again "
-            "to download it anew."
-        ) from None
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    shutil.rmtree(dest, ignore_errors=True)
-    work.replace(dest)
     return dest

@@ -22,7 +22,7 @@ from actionrec.data import synthetic
 from actionrec.data.download import download, extract_archive
 from actionrec.data.video import VIDEO_EXTENSIONS
 from actionrec.errors import DatasetError
-from actionrec.io import write_text
+from actionrec.io import atomic_dir, write_text
 
 VIDEO_DIR = "UCF-101"
 LIST_DIR = "ucfTrainTestlist"
@@ -138,14 +138,6 @@ def prepare_raw(data: DataSettings, out: str | Path, cache: str | Path) -> Path:
         DownloadError, ArchiveError, DatasetError: see the source functions.
     """
     out, cache = Path(out), Path(cache)
-    building = out.with_name(out.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    try:
+    with atomic_dir(out, ".building") as building:
         SOURCES[data.source](data, building, cache)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    building.replace(out)
     return out
