@@ -33,10 +33,14 @@ from actionrec.models.settings import (
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 #: The architectures of the pipeline (``train@<arch>`` in dvc.yaml), each with a
 #: section under ``models:``.
+#: The actions the synthetic generator can draw (``data.synthetic.actions``); each has a
+#: pose function in :data:`actionrec.data.synthetic.ACTIONS`, which checks that it has all.
+SYNTHETIC_ACTIONS = ("sit_down", "stand_up", "wave", "jumping_jack", "walk", "punch", "bend")
 ARCHITECTURES = ("lrcn", "convlstm", "inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm")
 
 
@@ -86,11 +90,9 @@ class SyntheticSource(_Strict):
     @field_validator("actions")
     @classmethod
     def _known_actions(cls, actions: list[str]) -> list[str]:
-        from actionrec.data.synthetic import ACTIONS
-
-        unknown = [a for a in actions if a not in ACTIONS]
+        unknown = [a for a in actions if a not in SYNTHETIC_ACTIONS]
         if unknown:
-            raise ValueError(f"unknown action(s) {unknown}; known: {sorted(ACTIONS)}")
+            raise ValueError(f"unknown action(s) {unknown}; known: {sorted(SYNTHETIC_ACTIONS)}")
         if len(set(actions)) != len(actions):
             raise ValueError(f"actions must be distinct, got {actions}")
         return actions
@@ -209,6 +211,8 @@ class MlflowSettings(_Strict):
     tracking_uri: str | None = None  # None: sqlite:///<repo>/mlflow.db
     experiment: str | None = None  # None: actionrec-<profile>
     register_models: bool = Field(True, alias="register")  # as actionrec-<arch>
+    system_metrics_interval_s: NonNegFloat = 10.0  # 0: no system metrics
+    ui_url: str = "http://127.0.0.1:5000"  # `mlflow ui`'s address, for links to a local store
 
 
 class EvaluateSettings(_Strict):

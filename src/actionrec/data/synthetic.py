@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from actionrec.config import SYNTHETIC_ACTIONS
 from actionrec.errors import DatasetError
 from actionrec.io import write_text
 from actionrec.parallel import imap_progress
@@ -138,6 +139,8 @@ ACTIONS: dict[str, Callable[[float, dict[str, float]], Pose]] = {
     "punch": _punch,
     "bend": _bend,
 }
+if tuple(ACTIONS) != SYNTHETIC_ACTIONS:  # the config validates params against that list
+    raise ImportError(f"synthetic ACTIONS {tuple(ACTIONS)} != config.SYNTHETIC_ACTIONS")
 
 
 def class_name(action: str) -> str:
