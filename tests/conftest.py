@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+
+import actionrec  # noqa: F401  (first: its import hook keeps TensorFlow's start-up lines out)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,7 +150,7 @@ def ci_work_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run() -> Path:
-    """The tiny profile, run once by ``ci/tiny_pipeline.sh --run-only`` (real ``dvc exp run``
+    """The tiny profile, run once by ``ci/tiny_pipeline.sh --run-only`` (real ``dvc repro``
     in a scratch git + DVC repo) and shared: by the tests that read its outputs, and by
     ``make ci-pipeline``'s regression gate, which reuses the run while the source is
     unchanged. Tests must not modify it: copy it with :func:`copy_project` first."""
@@ -193,10 +198,11 @@ def profile_args(repo: Path, name: str) -> list[str]:
     return run_cmd(["actionrec", "profile", name], cwd=repo).stdout.split()
 
 
-def run_cmd(args: list[str], cwd: Path, check: bool = True,
-            timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run a command with this interpreter's environment (its bin/ first on PATH)."""
-    env = dict(os.environ)
+def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: float = 900,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's environment (its bin/ first on PATH) and
+    ``env`` on top."""
+    env = {**os.environ, **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)  # each project uses its own sqlite store
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("GIT_AUTHOR_NAME", "actionrec-tests")
@@ -210,3 +216,46 @@ def run_cmd(args: list[str], cwd: Path, check: bool = True,
             f"stderr:\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def background_server(args: list[str], cwd: Path, ready_url: str, log_path: Path,
+                      env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[None]:
+    """Run a real server (``mlflow server``, ``mlflow models serve``) in its own process
+    group until ``ready_url`` answers 200; stop the whole group (workers too) afterwards."""
+    import requests
+
+    full_env = {**os.environ, **(env or {}),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                assert server.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, f"{args[:3]} not up in {timeout:.0f} s"
+                try:
+                    if requests.get(ready_url, timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                time.sleep(1)
+            yield
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +18,14 @@ import pytest
 import yaml
 
 from actionrec.config import ARCHITECTURES
-from tests.conftest import copy_project, make_project, profile_args, run_cmd
+from tests.conftest import (
+    background_server,
+    copy_project,
+    free_port,
+    make_project,
+    profile_args,
+    run_cmd,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -54,19 +63,19 @@ def test_every_stage_ran_and_left_its_outputs(tiny):
         for stage in ("extract_features", "train", "evaluate"):
             assert f"Running stage '{stage}@{arch}'" in log
         assert (repo / "models" / arch / "model.keras").is_file()
-        metrics = json.loads((repo / "reports" / arch / "metrics.json").read_text())
+        metrics = json.loads((repo / "reports" / "evaluate" / arch / "metrics.json").read_text())
         assert set(metrics) >= METRIC_KEYS and 0 <= metrics["macro_f1"] <= 1
         for name in ("confusion.png", "curves.png", "confusion.csv", "per_class.json"):
-            assert (repo / "reports" / arch / name).stat().st_size > 0
+            assert (repo / "reports" / "evaluate" / arch / name).stat().st_size > 0
         history = pd.read_csv(repo / "models" / arch / "history.csv")
         assert {"epoch", "loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
     table = (repo / "reports" / "comparison.md").read_text()
     assert all(f"| {a} |" in table for a in ARCHITECTURES)
     assert (repo / "reports" / "comparison.png").stat().st_size > 0
     shown = run_cmd(["dvc", "metrics", "show", "--json"], cwd=repo).stdout
-    assert all(f"reports/{a}/metrics.json" in shown for a in ARCHITECTURES)
+    assert all(f"reports/evaluate/{a}/metrics.json" in shown for a in ARCHITECTURES)
     plots = run_cmd(["dvc", "plots", "show", "--json"], cwd=repo).stdout
-    assert "reports/lrcn/confusion.csv" in plots
+    assert "reports/evaluate/lrcn/confusion.csv" in plots
 
 
 def _gate(repo: Path, reports: Path) -> subprocess.CompletedProcess:
@@ -81,7 +90,7 @@ def _gate(repo: Path, reports: Path) -> subprocess.CompletedProcess:
 def test_an_unchanged_tiny_run_passes_the_regression_gate(tiny):
     """This run is the committed baseline's run: the gate passes (else `make baseline`)."""
     repo, _ = tiny
-    proc = _gate(repo, repo / "reports")
+    proc = _gate(repo, repo / "reports" / "evaluate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "**regressed**" not in proc.stdout and "| new |" not in proc.stdout
     assert all(f"| {arch} |" in proc.stdout for arch in ARCHITECTURES)
@@ -99,7 +108,7 @@ def test_a_run_broken_by_its_params_fails_the_gate_naming_all_five(scratch):
            if line.startswith("Running stage")}
     assert ran == {*(f"{s}@{a}" for s in ("train", "evaluate") for a in ARCHITECTURES),
                    "compare"}  # frames and features came from the cache
-    gate = _gate(scratch, scratch / "reports")
+    gate = _gate(scratch, scratch / "reports" / "evaluate")
     assert gate.returncode == 1, gate.stdout
     assert "Regression gate: FAILED" in gate.stdout
     for arch in ARCHITECTURES:
@@ -131,7 +140,7 @@ def test_saved_backbone_models_on_frames_agree_with_the_head_on_cached_features(
     for arch in ("inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm"):
         meta = json.loads((repo / "models" / arch / "meta.json").read_text())
         store = repo / "data" / "frames" / str(meta["image_size"])
-        reported = pd.read_csv(repo / "reports" / arch / "predictions.csv").head(4)
+        reported = pd.read_csv(repo / "reports" / "evaluate" / arch / "predictions.csv").head(4)
         index = pd.read_csv(store / "index.csv").set_index("video")
         clips = np.stack([read_clip(store, index.loc[v, "file"]) for v in reported["video"]])
         model = keras.models.load_model(repo / "models" / arch / "model.keras", safe_mode=True)
@@ -158,7 +167,7 @@ def test_mlflow_has_a_run_per_architecture_with_every_metric(tiny):
         assert run.data.params["architecture"] == arch
         history = client.get_metric_history(run.info.run_id, "val_loss")
         assert len(history) == json.loads(
-            (repo / "reports" / arch / "metrics.json").read_text())["epochs_trained"]
+            (repo / "reports" / "evaluate" / arch / "metrics.json").read_text())["epochs_trained"]
         versions = client.search_model_versions(f"name='actionrec-{arch}'")
         assert versions and versions[0].run_id in {r.info.run_id for r in runs}
 
@@ -187,7 +196,7 @@ def test_registered_model_predicts_on_a_real_clip(tiny, sample_dir):
 
 def _champion(repo: Path) -> str:
     """The architecture with the best test macro-F1 in this run's reports."""
-    metrics = {a: json.loads((repo / "reports" / a / "metrics.json").read_text())
+    metrics = {a: json.loads((repo / "reports" / "evaluate" / a / "metrics.json").read_text())
                for a in ARCHITECTURES}
     return max(metrics, key=lambda a: metrics[a]["macro_f1"])
 
@@ -225,8 +234,6 @@ def test_predict_cli_on_real_clips_with_the_registry_champion(tiny, sample_dir):
 
 def test_mlflow_models_serve_answers_a_posted_clip(tiny, sample_dir, tmp_path):
     """The real scoring server on 127.0.0.1: POST frames, get the class probabilities."""
-    import socket
-
     import requests
 
     from actionrec.data.video import load_clip
@@ -239,28 +246,13 @@ def test_mlflow_models_serve_answers_a_posted_clip(tiny, sample_dir, tmp_path):
     clip, _ = load_clip(sample_dir / "UCF-101" / "Punch" / "v_Punch_g03_c01.avi",
                         c.sequence_length, c.image_size, c.sampling, c.short_clip, c.crop)
     expected = predictor.predict_batch(clip[None])[0]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", f"models:/actionrec-{best}@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "server not up in 180 s"
-            try:
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(1)
+    with background_server(
+            ["mlflow", "models", "serve", "-m", f"models:/actionrec-{best}@champion",
+             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)], cwd=repo,
+            ready_url=f"{url}/ping", log_path=tmp_path / "serve.log",
+            env={"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}):
         reply = requests.post(f"{url}/invocations", json={"inputs": clip[None].tolist()},
                               timeout=120)
         assert reply.status_code == 200, reply.text
@@ -269,14 +261,58 @@ def test_mlflow_models_serve_answers_a_posted_clip(tiny, sample_dir, tmp_path):
         assert np.allclose([answer[k] for k in c.classes], expected, atol=1e-5)
         bad = requests.post(f"{url}/invocations", json={"inputs": [[1, 2, 3]]}, timeout=60)
         assert bad.status_code == 400, bad.text  # wrong shape: refused by the signature
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+
+
+def _chromium(url: str, *flags: str, cwd: Path) -> str:
+    """Load ``url`` in headless Chromium (Debian's package), let its scripts run, return the
+    page's DOM. Flags: those of the browser tests in env/machines (no network beyond
+    127.0.0.1 here, so background services are off)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is not installed (`make test` installs Debian's "
+                    "chromium: scripts/bootstrap.sh --browser)")
+    proc = run_cmd([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={cwd / 'chromium-profile'}",
+                    "--virtual-time-budget=30000", *flags, url], cwd=cwd, timeout=180)
+    return proc.stdout
+
+
+def test_mlflow_ui_opens_the_compare_view_of_the_five_runs(tiny, tmp_path):
+    """comparison.md's links, opened in a real browser on a real `mlflow server` over the
+    run's store: the compare view lists the five runs and their test metrics, and the runs
+    table shows the model-training view with each run's datasets. With
+    $ACTIONREC_SCREENSHOTS set, the pages are saved there as PNG (the README's picture)."""
+    repo, log = tiny
+    table = (repo / "reports" / "comparison.md").read_text()
+    links = dict(re.findall(r"\[(These runs side by side|The experiment's training runs)\]"
+                            r"\((\S+)\)", table))
+    compare, runs = links["These runs side by side"], links["The experiment's training runs"]
+    assert compare in log  # the stage printed it too
+    shutil.copy(repo / "mlflow.db", tmp_path / "mlflow.db")  # the server may migrate it
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with background_server(
+            ["mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=tmp_path,
+            ready_url=f"{base}/health", log_path=tmp_path / "server.log"):
+        compare_dom = _chromium(compare.replace("http://127.0.0.1:5000", base), "--dump-dom",
+                                cwd=tmp_path)
+        runs_dom = _chromium(runs.replace("http://127.0.0.1:5000", base), "--dump-dom",
+                             cwd=tmp_path)
+        shots = os.environ.get("ACTIONREC_SCREENSHOTS")
+        if shots:
+            for name, url, size in (("mlflow-compare.png", compare, "1440,1500"),
+                                    ("mlflow-runs.png", runs, "1440,700")):
+                _chromium(url.replace("http://127.0.0.1:5000", base), "--hide-scrollbars",
+                          f"--window-size={size}",
+                          f"--screenshot={Path(shots).resolve() / name}", cwd=tmp_path)
+    assert "Comparing 5 Runs" in compare_dom
+    for arch in ARCHITECTURES:
+        assert f">{arch}<" in compare_dom, arch
+    assert "test_top1_accuracy" in compare_dom and "test_macro_f1" in compare_dom
+    assert "Model training" in runs_dom and "manifest:train" in runs_dom
 
 
 def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(scratch):
@@ -287,7 +323,7 @@ def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(scratch):
     ran = {line.split("'")[1] for line in changed.stdout.splitlines()
            if line.startswith("Running stage")}
     assert ran == {"train@lrcn", "evaluate@lrcn", "compare"}
-    assert json.loads((repo / "reports" / "lrcn" / "metrics.json").read_text())[
+    assert json.loads((repo / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())[
         "epochs_trained"] <= 3
 
 
@@ -361,7 +397,7 @@ def test_sample_profile_runs_every_stage_on_real_ucf101_clips(sample_dir, tmp_pa
     report = json.loads((repo / "reports" / "extract_frames.json").read_text())
     assert report["n_extracted"] == 4 and report["n_excluded"] == 0
     for arch in ARCHITECTURES:
-        metrics = json.loads((repo / "reports" / arch / "metrics.json").read_text())
+        metrics = json.loads((repo / "reports" / "evaluate" / arch / "metrics.json").read_text())
         assert metrics["n_test"] == 2 and set(metrics) >= METRIC_KEYS
     table = (repo / "reports" / "comparison.md").read_text()
     assert all(f"| {a} |" in table for a in ARCHITECTURES)
@@ -369,16 +405,35 @@ def test_sample_profile_runs_every_stage_on_real_ucf101_clips(sample_dir, tmp_pa
     assert "Data and pipelines are up to date." in again.stdout
 
 
-def test_make_demo_leaves_the_working_tree_and_params_alone(tiny_run):
-    """`make demo` (the README's offline demo) runs the tiny profile in the scratch copy
-    (here it reuses this suite's run) and leaves git status and params.yaml as they were,
-    so that `make pipeline` afterwards is still the real run."""
+def test_newcomer_sequence_on_a_fresh_clone_leaves_the_real_run_alone(tiny_run, tmp_path):
+    """The README's first steps on a fresh clone: `make demo` runs the tiny profile in its
+    scratch copy (here it reuses this suite's run: the clone holds the same files) and
+    leaves the clone as it was: git status clean, params.yaml untouched and still the
+    real run (profile full, UCF101), no dvc.lock; `dvc status` then plans the real run."""
     from tests.conftest import REPO
 
-    before = run_cmd(["git", "status", "--porcelain"], cwd=REPO).stdout
-    params = (REPO / "params.yaml").read_bytes()
-    proc = run_cmd(["make", "demo"], cwd=REPO, timeout=3000)
+    clone = tmp_path / "clone"
+    listed = run_cmd(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                     cwd=REPO).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)  # mtimes kept: the venv is not reinstalled
+    run_cmd(["git", "init", "-q"], cwd=clone)
+    run_cmd(["git", "add", "-A"], cwd=clone)
+    run_cmd(["git", "commit", "-qm", "what a clone of this tree holds"], cwd=clone)
+    (clone / ".venv").symlink_to(REPO / ".venv")  # `make setup` has run; a link, not a dir:
+    (clone / ".git" / "info" / "exclude").write_text("/.venv\n")  # .gitignore's .venv/ misses it
+    params = (clone / "params.yaml").read_bytes()
+
+    proc = run_cmd(["make", "demo"], cwd=clone, timeout=3000,
+                   env={"ACTIONREC_CI_WORK": str(tiny_run)})
     assert "reusing the tiny run" in proc.stdout
-    assert run_cmd(["git", "status", "--porcelain"], cwd=REPO).stdout == before
-    assert (REPO / "params.yaml").read_bytes() == params
-    assert yaml.safe_load(params)["profile"] == "full"
+    assert f"{tiny_run}/reports/comparison.md" in proc.stdout
+    assert run_cmd(["git", "status", "--porcelain"], cwd=clone).stdout == ""
+    assert (clone / "params.yaml").read_bytes() == params
+    real = yaml.safe_load(run_cmd(["actionrec", "params"], cwd=clone).stdout)
+    assert real["profile"] == "full" and real["data"]["source"] == "ucf101"
+    assert not (clone / "dvc.lock").exists()
+    status = run_cmd(["dvc", "status"], cwd=clone)
+    assert "download:" in status.stdout and "WARNING" not in status.stdout + status.stderr

@@ -20,29 +20,21 @@ Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params fil
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the stage output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from actionrec import pipeline
+from actionrec import native_logs, pipeline
+from actionrec.config import ARCHITECTURES
 
 
 def _params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="actionrec",
-        description="Human action recognition pipeline (UCF101, CNN-RNN, DVC + MLflow). "
-                    "Normally run through `dvc repro`; each stage is also a subcommand.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# One function per command: its arguments, and the call they are passed to, side by side.
+# Each adds its parser to ``sub`` and sets ``run`` (args -> None) as the parser's default.
 
+def _download(sub) -> None:
     p = sub.add_parser("download", help="fill the raw folder from data.source",
                        description="Download / generate / copy the dataset (data.source) into "
                                    "the UCF101 layout. Downloads resume from --cache.")
@@ -50,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/raw", help="raw dataset folder (default: %(default)s)")
     p.add_argument("--cache", default="data/downloads",
                    help="kept downloads, for resuming (default: %(default)s)")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.download, params=a.params, out=a.out, cache=a.cache))
 
+
+def _subsample(sub) -> None:
     p = sub.add_parser("subsample", help="select classes and splits into a manifest",
                        description="Top-N (or listed) classes, group-aware validation split, "
                                    "manifest CSV and class list.")
@@ -59,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", default="data/manifest.csv")
     p.add_argument("--classes", default="data/classes.json")
     p.add_argument("--report", default="reports/subsample.json")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.subsample, params=a.params, raw=a.raw, manifest=a.manifest,
+        classes=a.classes, report=a.report))
 
+
+def _validate(sub) -> None:
     p = sub.add_parser("validate", help="run the Great Expectations suite",
                        description="Decode every clip once and validate the manifest; fails "
                                    "with reports/validation.md on a broken expectation.")
@@ -69,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default="data/classes.json")
     p.add_argument("--probe", default="data/probe.csv", help="per-clip decode facts (output)")
     p.add_argument("--report-dir", default="reports")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.validate, params=a.params, raw=a.raw, manifest=a.manifest, classes=a.classes,
+        probe=a.probe, report_dir=a.report_dir))
 
+
+def _extract_frames(sub) -> None:
     p = sub.add_parser("extract-frames", help="decode clips into fixed-length frame sequences",
                        description="Sample frames.sequence_length frames per clip, crop and "
                                    "resize to every image size the architectures need.")
@@ -80,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", default="data/probe.csv")
     p.add_argument("--out", default="data/frames")
     p.add_argument("--report", default="reports/extract_frames.json")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.extract, params=a.params, raw=a.raw, manifest=a.manifest, classes=a.classes,
+        probe=a.probe, out=a.out, report=a.report))
 
-    from actionrec.config import ARCHITECTURES
 
+def _extract_features(sub) -> None:
     p = sub.add_parser("extract-features", help="cache a frozen backbone's features",
                        description="Run an architecture's ImageNet backbone once over every "
                                    "stored frame (float16 features + mask).")
@@ -90,54 +99,99 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", choices=ARCHITECTURES)
     p.add_argument("--frames", default="data/frames")
     p.add_argument("--out", help="default: data/features/<arch>")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.features, params=a.params, arch=a.arch, frames=a.frames,
+        out=a.out or f"data/features/{a.arch}"))
 
+
+def _train(sub) -> None:
     p = sub.add_parser("train", help="train one architecture (logs to MLflow)",
                        description="Fit one architecture with the shared recipe (Adam, "
                                    "ReduceLROnPlateau, EarlyStopping, checkpoints, resume).")
     _params(p)
     p.add_argument("arch", choices=ARCHITECTURES)
     p.add_argument("--classes", default="data/classes.json")
+    p.add_argument("--manifest", default="data/manifest.csv",
+                   help="logged as the run's MLflow datasets, one per split (default: "
+                        "%(default)s)")
     p.add_argument("--frames", default="data/frames")
     p.add_argument("--features", default="data/features")
     p.add_argument("--out", help="default: models/<arch>")
     p.add_argument("--work", default="models/.resume",
                    help="resumable state of an interrupted run (default: %(default)s)")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.train, params=a.params, arch=a.arch, classes=a.classes, manifest=a.manifest,
+        frames=a.frames, features=a.features, out=a.out or f"models/{a.arch}", work=a.work))
 
+
+def _evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate one architecture on the test split",
                        description="Test metrics, confusion matrix, curves and latency; "
                                    "logged into the architecture's MLflow training run.")
     _params(p)
     p.add_argument("arch", choices=ARCHITECTURES)
     p.add_argument("--model", help="default: models/<arch>")
+    p.add_argument("--manifest", default="data/manifest.csv",
+                   help="its test rows are logged as the run's test dataset (default: "
+                        "%(default)s)")
     p.add_argument("--frames", default="data/frames")
     p.add_argument("--features", default="data/features")
-    p.add_argument("--report", help="default: reports/<arch>")
+    p.add_argument("--report", help="default: reports/evaluate/<arch>")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.evaluate, params=a.params, arch=a.arch, model=a.model or f"models/{a.arch}",
+        manifest=a.manifest, frames=a.frames, features=a.features,
+        report=a.report or f"reports/evaluate/{a.arch}"))
 
+
+def _compare(sub) -> None:
     p = sub.add_parser("compare", help="compare the five architectures",
-                       description="reports/comparison.md (one row per architecture), "
-                                   "reports/comparison.png, and the MLflow alias 'champion' "
-                                   "on the best architecture by macro-F1.")
+                       description="reports/comparison.md (one row per architecture, and the "
+                                   "MLflow page comparing the runs), reports/comparison.png, "
+                                   "and the MLflow alias 'champion' on the best architecture "
+                                   "by macro-F1.")
     _params(p)
-    p.add_argument("--reports", default="reports")
+    p.add_argument("--reports", default="reports/evaluate",
+                   help="the evaluate stages' <arch>/metrics.json (default: %(default)s)")
     p.add_argument("--models", default="models",
-                   help="trained models, for their MLflow registry versions (default: %(default)s)")
+                   help="trained models, for their MLflow runs and registry versions "
+                        "(default: %(default)s)")
+    p.add_argument("--out", default="reports/comparison.md",
+                   help="the table; the chart goes beside it as .png (default: %(default)s)")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.compare, params=a.params, reports=a.reports, models=a.models, out=a.out))
 
+
+def _synthesize(sub) -> None:
     p = sub.add_parser("synthesize", help="write a synthetic dataset in the UCF101 layout",
                        description="Stick-figure action videos (see data.synthetic in "
                                    "params.yaml) written to DIR; uses the resolved params.")
     _params(p)
     p.add_argument("dir", help="output folder (gets UCF-101/ and ucfTrainTestlist/)")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.synthesize, params=a.params, out=a.dir))
 
+
+def _show_params(sub) -> None:
     p = sub.add_parser("params", help="print the validated params as YAML")
     _params(p)
+    p.set_defaults(run=lambda a: pipeline.run_stage(pipeline.show_params, params=a.params))
 
+
+def _profile(sub) -> None:
     p = sub.add_parser(
         "profile", help="print the `dvc exp run` arguments of a profile",
         description="Print `-S key=value` arguments that apply a profile of params.yaml, "
                     "for use as `dvc exp run $(actionrec profile tiny)`.")
     _params(p)
     p.add_argument("name", help="profile name: a key of `profiles:` in params.yaml, or full")
+    p.add_argument("--apply", action="store_true",
+                   help="write the profile into the params file instead (for scratch copies: "
+                        "its comments are lost)")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.profile_args, params=a.params, name=a.name, apply=a.apply))
 
+
+def _gate(sub) -> None:
     p = sub.add_parser(
         "gate", help="CI regression gate: test metrics against the committed baseline",
         description="Compare <reports>/<arch>/metrics.json with the baseline (gate.baseline "
@@ -145,14 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "(gate.metrics) is missing, or a metric dropped by more than "
                     "gate.tolerance. Prints a Markdown table of every check.")
     _params(p)
-    p.add_argument("--reports", default="reports", help="this run's reports (default: %(default)s)")
+    p.add_argument("--reports", default="reports/evaluate",
+                   help="this run's <arch>/metrics.json (default: %(default)s)")
     p.add_argument("--baseline", help="baseline folder (default: gate.baseline)")
     p.add_argument("--tolerance", type=float, help="largest allowed drop (default: gate.tolerance)")
     p.add_argument("--summary", metavar="FILE",
                    help="also append the table to FILE, e.g. $GITHUB_STEP_SUMMARY")
     p.add_argument("--update", action="store_true",
                    help="rewrite the baseline from --reports instead of checking")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.gate, params=a.params, reports=a.reports, baseline=a.baseline,
+        tolerance=a.tolerance, summary=a.summary, update=a.update))
 
+
+def _predict(sub) -> None:
     p = sub.add_parser(
         "predict", help="recognise the actions in video files",
         description="Top-k actions of each video (a table, or --json), or with --window a\n"
@@ -185,6 +245,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri",
                    help="MLflow store for models:/ and runs:/ URIs (default: "
                         "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+
+    def run(a: argparse.Namespace) -> None:
+        for opt in ("stride", "plot"):
+            if getattr(a, opt) is not None and a.window is None:
+                p.error(f"--{opt} needs --window")
+        pipeline.run_stage(pipeline.predict, videos=a.videos, model=a.model, top_k=a.top_k,
+                           window=a.window, stride=a.stride, fps=a.fps, plot=a.plot,
+                           as_json=a.json, tracking_uri=a.tracking_uri)
+
+    p.set_defaults(run=run)
+
+
+COMMANDS = (_download, _subsample, _validate, _extract_frames, _extract_features, _train,
+            _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (each sets ``run``: args -> None)."""
+    parser = argparse.ArgumentParser(
+        prog="actionrec",
+        description="Human action recognition pipeline (UCF101, CNN-RNN, DVC + MLflow). "
+                    "Normally run through `dvc repro`; each stage is also a subcommand.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 
@@ -210,53 +296,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Under `dvc repro` stdout is a pipe: line buffering shows each epoch as it ends.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "download":
-        pipeline.run_stage(pipeline.download, params=args.params, out=args.out, cache=args.cache)
-    elif args.command == "subsample":
-        pipeline.run_stage(pipeline.subsample, params=args.params, raw=args.raw,
-                           manifest=args.manifest, classes=args.classes, report=args.report)
-    elif args.command == "validate":
-        pipeline.run_stage(pipeline.validate, params=args.params, raw=args.raw,
-                           manifest=args.manifest, classes=args.classes, probe=args.probe,
-                           report_dir=args.report_dir)
-    elif args.command == "extract-frames":
-        pipeline.run_stage(pipeline.extract, params=args.params, raw=args.raw,
-                           manifest=args.manifest, classes=args.classes, probe=args.probe,
-                           out=args.out, report=args.report)
-    elif args.command == "extract-features":
-        pipeline.run_stage(pipeline.features, params=args.params, arch=args.arch,
-                           frames=args.frames, out=args.out or f"data/features/{args.arch}")
-    elif args.command == "train":
-        pipeline.run_stage(pipeline.train, params=args.params, arch=args.arch,
-                           classes=args.classes, frames=args.frames, features=args.features,
-                           out=args.out or f"models/{args.arch}", work=args.work)
-    elif args.command == "evaluate":
-        pipeline.run_stage(pipeline.evaluate, params=args.params, arch=args.arch,
-                           model=args.model or f"models/{args.arch}", frames=args.frames,
-                           features=args.features, report=args.report or f"reports/{args.arch}")
-    elif args.command == "compare":
-        pipeline.run_stage(pipeline.compare, params=args.params, reports=args.reports,
-                           models=args.models)
-    elif args.command == "synthesize":
-        pipeline.run_stage(pipeline.synthesize, params=args.params, out=args.dir)
-    elif args.command == "params":
-        pipeline.run_stage(pipeline.show_params, params=args.params)
-    elif args.command == "profile":
-        pipeline.run_stage(pipeline.profile_args, params=args.params, name=args.name)
-    elif args.command == "gate":
-        pipeline.run_stage(pipeline.gate, params=args.params, reports=args.reports,
-                           baseline=args.baseline, tolerance=args.tolerance,
-                           summary=args.summary, update=args.update)
-    elif args.command == "predict":
-        for opt in ("stride", "plot"):
-            if getattr(args, opt) is not None and args.window is None:
-                parser.error(f"predict: --{opt} needs --window")
-        pipeline.run_stage(pipeline.predict, videos=args.videos, model=args.model,
-                           top_k=args.top_k, window=args.window, stride=args.stride,
-                           fps=args.fps, plot=args.plot, as_json=args.json,
-                           tracking_uri=args.tracking_uri)
+    native_logs.filter_process_stderr()  # TensorFlow's C++ chatter out of stage output
+    args = build_parser().parse_args(argv)
+    args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Test-split evaluation: metrics, per-class report, confusion matrix, curves, latency.
 
-Metrics (``reports/<arch>/metrics.json``; the same keys for every architecture):
+Metrics (``reports/evaluate/<arch>/metrics.json``; the same keys for every architecture):
 ``top1_accuracy``, ``top<k>_accuracy``, ``macro_precision``, ``macro_recall``,
 ``macro_f1`` (scikit-learn, ``zero_division=0``), ``n_test``, ``parameters``,
 ``latency_ms`` (median wall time of one clip at batch 1 through the whole saved
@@ -180,8 +180,10 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
     return metrics
 
 
-def render_comparison(metrics: dict[str, dict[str, Any]]) -> str:
-    """Markdown table, one row per architecture, best macro-F1 first."""
+def render_comparison(metrics: dict[str, dict[str, Any]],
+                      links: dict[str, str] | None = None) -> str:
+    """Markdown table, one row per architecture, best macro-F1 first; with ``links``
+    (:func:`actionrec.tracking.comparison_links`), where to see the runs in MLflow."""
     order = sorted(metrics, key=lambda a: -metrics[a]["macro_f1"])
     topk = next((k for k in next(iter(metrics.values())) if k.startswith("top")
                  and k != "top1_accuracy"), None)
@@ -196,6 +198,14 @@ def render_comparison(metrics: dict[str, dict[str, Any]]) -> str:
             f"{m['macro_precision']:.3f} | {m['macro_recall']:.3f} | {m['macro_f1']:.3f} | "
             f"{m['parameters']:,} | {m['latency_ms']:.1f} | {m['epochs_trained']} |")
     lines += ["", f"Best by macro-F1: **{order[0]}**."]
+    if links:
+        lines += ["", "## In MLflow", "",
+                  f"- [These runs side by side]({links['compare']}) (MLflow's compare view: "
+                  "parameters, metrics, parallel coordinates)",
+                  f"- [The experiment's training runs]({links['runs']})",
+                  "", f"The links open the MLflow UI at {links['ui']}."]
+        if "serve" in links:
+            lines[-1] += f" Start it first: `{links['serve']}`"
     return "\n".join(lines) + "\n"
 
 
@@ -223,9 +233,11 @@ def plot_comparison(metrics: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(report_root: Path, archs: list[str]) -> dict[str, dict[str, Any]]:
-    """Read ``reports/<arch>/metrics.json`` of ``archs``; write the comparison table + chart."""
+def compare(report_root: Path, archs: list[str], out: Path,
+            links: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Read ``<report_root>/<arch>/metrics.json`` of ``archs``; write the comparison table
+    ``out`` (Markdown, with the MLflow ``links`` if any) and the chart beside it (``.png``)."""
     metrics = {a: json.loads((report_root / a / "metrics.json").read_text()) for a in archs}
-    write_text(report_root / "comparison.md", render_comparison(metrics))
-    plot_comparison(metrics, report_root / "comparison.png")
+    write_text(out, render_comparison(metrics, links))
+    plot_comparison(metrics, out.with_suffix(".png"))
     return metrics

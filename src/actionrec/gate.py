@@ -1,6 +1,6 @@
 """The CI regression gate: this run's test metrics against a committed baseline.
 
-The baseline is a copy of the tiny profile's ``reports/<arch>/metrics.json`` files kept
+The baseline is a copy of the tiny profile's ``reports/evaluate/<arch>/metrics.json`` files kept
 in git under ``gate.baseline`` (``ci/baseline/<arch>/metrics.json``). The gate fails when,
 for any architecture in the baseline,
 

@@ -19,7 +19,7 @@ import pandas as pd
 from actionrec.config import load_params
 from actionrec.data.sources import LIST_DIR, VIDEO_DIR, prepare_raw
 from actionrec.errors import ActionrecError, ValidationFailed
-from actionrec.io import write_csv, write_json
+from actionrec.io import write_csv, write_json, write_text
 
 
 def download(params: str, out: str, cache: str) -> Path:
@@ -110,21 +110,24 @@ def features(params: str, arch: str, frames: str, out: str) -> dict[str, Any]:
 
 
 def train(params: str, arch: str, classes: str, frames: str, features: str, out: str,
-          work: str) -> dict[str, Any]:
-    """Stage ``train@<arch>``: fit, save ``model.keras``, log the run to MLflow."""
+          work: str, manifest: str | None = None) -> dict[str, Any]:
+    """Stage ``train@<arch>``: fit, save ``model.keras``, log the run to MLflow (with the
+    manifest's train and validation rows and the store it read as MLflow datasets)."""
     from actionrec.training import train_architecture
 
     cfg = load_params(params)
     meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), Path(frames),
-                              Path(features), Path(out), Path(work) / arch)
+                              Path(features), Path(out), Path(work) / arch,
+                              manifest=Path(manifest) if manifest else None)
     print(f"train@{arch}: {meta['epochs_trained']} epochs, {meta['parameters']:,} parameters, "
           f"MLflow run {meta['mlflow_run_id']}")
     return meta
 
 
 def evaluate(params: str, arch: str, model: str, frames: str, features: str,
-             report: str) -> dict[str, Any]:
-    """Stage ``evaluate@<arch>``: test metrics, plots; logged into the training run."""
+             report: str, manifest: str | None = None) -> dict[str, Any]:
+    """Stage ``evaluate@<arch>``: test metrics, plots; logged into the training run (with
+    the manifest's test rows as its ``test`` dataset)."""
     from actionrec import tracking
     from actionrec.evaluation import evaluate_architecture
 
@@ -138,15 +141,18 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
                    run["experiment"], Path("."))
     tracking.log_test_results(run["run_id"], metrics, [
         report_dir / n for n in ("metrics.json", "per_class.json", "confusion.png",
-                                 "curves.png", "predictions.csv")])
+                                 "curves.png", "predictions.csv")],
+        manifest=Path(manifest) if manifest else None)
     print(f"evaluate@{arch}: top-1 {metrics['top1_accuracy']:.3f}, "
           f"macro-F1 {metrics['macro_f1']:.3f}, {metrics['latency_ms']:.1f} ms/clip")
     return metrics
 
 
-def compare(params: str, reports: str, models: str = "models") -> str | None:
-    """Stage ``compare``: ``reports/comparison.md``, ``reports/comparison.png``, and the
-    MLflow alias ``champion`` on the best architecture by macro-F1.
+def compare(params: str, reports: str, models: str = "models",
+            out: str = "reports/comparison.md") -> str | None:
+    """Stage ``compare``: ``out`` (``reports/comparison.md``, with the MLflow links), the
+    chart beside it (``.png``), and the MLflow alias ``champion`` on the best architecture
+    by macro-F1. ``reports`` holds ``<arch>/metrics.json`` (``reports/evaluate``).
 
     Returns:
         The champion's model URI (``models:/actionrec-<arch>@champion``), or ``None``
@@ -157,17 +163,20 @@ def compare(params: str, reports: str, models: str = "models") -> str | None:
     from actionrec.evaluation import compare as compare_reports
 
     cfg = load_params(params)
-    metrics = compare_reports(Path(reports), list(ARCHITECTURES))
-    best = max(metrics, key=lambda a: metrics[a]["macro_f1"])
-    print(f"compare: best by macro-F1 is {best} ({metrics[best]['macro_f1']:.3f}); "
-          f"see {Path(reports) / 'comparison.md'}")
-    if not cfg.mlflow.register_models:
-        return None
     runs = {a: json.loads((Path(models) / a / "mlflow_run.json").read_text())
             for a in ARCHITECTURES}
+    store = tracking.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
+    links = tracking.comparison_links(store, cfg.mlflow.ui_url, runs)
+    metrics = compare_reports(Path(reports), list(ARCHITECTURES), Path(out), links)
+    best = max(metrics, key=lambda a: metrics[a]["macro_f1"])
+    print(f"compare: best by macro-F1 is {best} ({metrics[best]['macro_f1']:.3f}); see {out}")
+    if links:
+        print(f"compare: the five runs side by side in MLflow: {links['compare']}")
+    if not cfg.mlflow.register_models:
+        return None
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
+    mlflow.set_tracking_uri(store)
     uri = tracking.set_champion(best, runs)
     if uri:
         print(f"compare: MLflow alias {uri} (actionrec predict --model {uri})")
@@ -282,14 +291,25 @@ def show_params(params: str) -> None:
     print(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False), end="")
 
 
-def profile_args(params: str, name: str) -> list[str]:
+def profile_args(params: str, name: str, apply: bool = False) -> list[str]:
     """``-S key=value`` arguments of ``dvc exp run`` that apply profile ``name``.
 
     Values are JSON (a subset of YAML, which DVC parses) without spaces, so that
-    ``dvc exp run $(actionrec profile tiny)`` survives shell word splitting.
+    ``dvc exp run $(actionrec profile tiny)`` survives shell word splitting. With
+    ``apply``, the overrides are written into ``params`` instead (comments are lost: for
+    scratch copies such as ``ci/tiny_pipeline.sh``'s, where ``dvc repro`` then runs them).
     """
-    from actionrec.config import profile_overrides, read_raw
+    from actionrec.config import deep_merge, profile_overrides, read_raw
 
+    if apply:
+        import yaml
+
+        raw = read_raw(params)
+        profile_overrides(raw, name)  # validates
+        merged = deep_merge(raw, {"profile": name, **(raw.get("profiles") or {}).get(name, {})})
+        write_text(params, yaml.safe_dump(merged, sort_keys=False))
+        print(f"profile {name} written into {params}")
+        return []
     args = []
     for key, value in profile_overrides(read_raw(params), name).items():
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))

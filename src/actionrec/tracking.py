@@ -7,6 +7,13 @@
   after the architecture and tagged with the git commit, the DVC stage, the profile.
 - Metric names are the same for the five architectures (``train_loss``,
   ``val_accuracy``, ``test_macro_f1``...), so the MLflow UI's compare view lines them up.
+- Each run logs its data as MLflow datasets (the Dataset column of the runs table): the
+  manifest rows of every split it used (context = the split) and the frame or feature
+  store, each with DVC's hash from ``dvc.lock`` as the digest; and, while it trains,
+  MLflow's system metrics (CPU, memory, GPU where there is one).
+- Experiments are tagged as model development, and the UI links this module makes open
+  MLflow 3's model-training view (the runs table, not the GenAI overview of traces);
+  :func:`compare_url` opens the compare view of the five runs.
 - The model is logged as an MLflow pyfunc that wraps the ``.keras`` file (with the
   ``actionrec`` package as code, so it loads anywhere) and is registered as
   ``actionrec-<arch>``.
@@ -15,13 +22,20 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 import os
 import subprocess
-from pathlib import Path
+import warnings
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 import keras
 import numpy as np
+import pandas as pd
+import yaml
 
 MODEL_PREFIX = "actionrec-"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -49,16 +63,164 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+#: The experiment's kind for the MLflow 3 UI (its ``ExperimentKind`` values, mlflow/server/js):
+#: model development, not GenAI. The UI reads it where its GenAI / model-training switch is
+#: off; where the switch is on, the links of :func:`runs_url` and :func:`compare_url` pick
+#: the model-training view (:data:`MODEL_TRAINING_VIEW`).
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+
+
 def setup(uri: str, experiment: str, root: Path) -> str:
-    """Point MLflow at ``uri`` and ``experiment`` (created with artifacts in ``root/mlruns``)."""
+    """Point MLflow at ``uri`` and ``experiment`` (created with artifacts in ``root/mlruns``).
+
+    The experiment gets :data:`EXPERIMENT_KIND_TAG` unless it already has a kind (a user's
+    choice in the UI is kept). Returns the experiment's id.
+    """
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
         location = (root / "mlruns").resolve().as_uri() if uri.startswith("sqlite") else None
-        mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
-    return experiment
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=location,
+                                                 tags=dict([EXPERIMENT_KIND_TAG]))
+    else:
+        experiment_id = found.experiment_id
+        if EXPERIMENT_KIND_TAG[0] not in found.tags:
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, *EXPERIMENT_KIND_TAG)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def ui_url(uri: str, configured: str) -> str:
+    """The MLflow UI's address: the tracking server itself when ``uri`` is HTTP(S), else
+    ``configured`` (``mlflow.ui_url``: where ``mlflow ui`` serves a local store)."""
+    base = uri if uri.startswith(("http://", "https://")) else configured
+    return base.rstrip("/")
+
+
+#: The MLflow 3 UI shows either its GenAI pages or its model-training pages; this query
+#: parameter picks model training (and the UI remembers it in the browser).
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def compare_url(base: str, experiment_ids: list[str], run_ids: list[str]) -> str:
+    """The MLflow UI page that compares exactly ``run_ids`` (its ``#/compare-runs`` route:
+    JSON lists of run ids and of their experiments' ids, URL-encoded)."""
+    runs = json.dumps(run_ids, separators=(",", ":"))
+    experiments = json.dumps(experiment_ids, separators=(",", ":"))
+    return (f"{base}/#/compare-runs?runs={quote(runs)}&experiments={quote(experiments)}"
+            f"&{MODEL_TRAINING_VIEW}")
+
+
+def runs_url(base: str, experiment_id: str) -> str:
+    """The MLflow UI's training-runs table of one experiment (model-training view)."""
+    return f"{base}/#/experiments/{experiment_id}?{MODEL_TRAINING_VIEW}"
+
+
+def comparison_links(uri: str, configured_ui: str,
+                     runs: dict[str, dict[str, Any]]) -> dict[str, str] | None:
+    """MLflow UI links for the ``compare`` stage: ``{"ui", "runs", "compare"}``.
+
+    Args:
+        uri: the tracking URI the runs were logged to.
+        configured_ui: ``mlflow.ui_url`` (used unless ``uri`` is a server).
+        runs: ``{arch: models/<arch>/mlflow_run.json content}`` (``run_id``, ``experiment``).
+
+    Returns:
+        The UI's base, the experiment's runs table, the compare view of exactly these
+        runs, and for a local store ``serve``, the command that starts the UI; ``None``
+        when the runs' experiment is not in the store (nothing to link to).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    names = {info["experiment"] for info in runs.values()}
+    mlflow.set_tracking_uri(uri)
+    try:
+        found = [mlflow.get_experiment_by_name(name) for name in sorted(names)]
+    except MlflowException:
+        return None
+    if not found or any(e is None for e in found):
+        return None
+    base = ui_url(uri, configured_ui)
+    ids = [e.experiment_id for e in found]
+    links = {"ui": base, "runs": runs_url(base, ids[0]),
+             "compare": compare_url(base, ids, [info["run_id"] for info in runs.values()])}
+    if not uri.startswith(("http://", "https://")):  # a local store: `mlflow ui` serves it
+        links["serve"] = (f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui "
+                          f"--backend-store-uri {uri}")
+    return links
+
+
+def dvc_hash(path: Path, root: Path = Path(".")) -> str | None:
+    """DVC's hash of ``path`` (or of the DVC output that holds it) as ``root/dvc.lock`` has it.
+
+    Every stage's ``outs`` and ``deps`` are searched; a folder's hash is DVC's ``<md5>.dir``
+    (36 characters, MLflow's limit for a dataset digest). Returns ``None`` when the path is
+    in no stage of ``dvc.lock`` (or there is none: a stage run by hand).
+    """
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return None
+    try:
+        rel = PurePosixPath(Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix())
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    found: dict[PurePosixPath, str] = {}
+    for stage in stages.values():
+        for entry in [*stage.get("outs", []), *stage.get("deps", [])]:
+            out = PurePosixPath(entry.get("path", ""))
+            if entry.get("md5") and (rel == out or out in rel.parents):
+                found[out] = entry["md5"]
+    return found[max(found, key=lambda p: len(p.parts))] if found else None
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes: what DVC 3 records for a file (``hash: md5``)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def log_data_inputs(manifest: Path, splits: list[str], store: Path | None = None,
+                    store_context: str = "train", root: Path = Path(".")) -> None:
+    """Log the run's data as MLflow datasets (``mlflow.log_input``) into the active run.
+
+    Args:
+        manifest: ``data/manifest.csv``; for each of ``splits`` its rows are logged as the
+            dataset ``manifest:<split>`` with ``context=<split>`` (the Dataset column of the
+            MLflow runs table), digest = DVC's hash of the manifest (its MD5 without DVC).
+        store: the frame or feature store the model read (``data/frames/<size>``,
+            ``data/features/<arch>``), logged as metadata (``mlflow.data.meta_dataset``),
+            named by its path, digest = DVC's hash of the output that holds it.
+        root: the folder of ``dvc.lock`` (the repository root).
+    """
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    rows = pd.read_csv(manifest)
+    digest = dvc_hash(manifest, root) or file_md5(manifest)
+    source = str(Path(manifest).resolve())
+    with warnings.catch_warnings():
+        # MLflow's hints that don't apply here: a local path matches both of its local
+        # source classes (same type), and integer columns are fine in a dataset record.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
+        for split in splits:
+            part = rows[rows["split"] == split].reset_index(drop=True)
+            dataset = mlflow.data.from_pandas(part, source=source, targets="label",
+                                              name=f"manifest:{split}", digest=digest)
+            mlflow.log_input(dataset, context=split, tags={"clips": str(len(part))})
+        if store is not None:
+            name = Path(os.path.relpath(Path(store).resolve(), root.resolve())).as_posix()
+            dataset = MetaDataset(resolve_dataset_source(str(Path(store).resolve())),
+                                  name=name, digest=dvc_hash(store, root))
+            mlflow.log_input(dataset, context=store_context)
 
 
 def flatten(prefix: str, obj: Any) -> dict[str, Any]:
@@ -75,11 +237,23 @@ def flatten(prefix: str, obj: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def training_run(arch: str, run_id: str | None, tags: dict[str, str]):
-    """Start (or resume, given ``run_id``) the architecture's run; yields the active run."""
+def training_run(arch: str, run_id: str | None, tags: dict[str, str],
+                 system_metrics_interval_s: float = 0):
+    """Start (or resume, given ``run_id``) the architecture's run; yields the active run.
+
+    With ``system_metrics_interval_s`` > 0, MLflow's system-metrics monitor samples CPU,
+    memory, disk, network and (with ``nvidia-ml-py`` and an NVIDIA GPU) GPU utilisation
+    every that many seconds while the run is open (``system/...`` metrics in the UI).
+    """
     import mlflow
 
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else arch, tags=tags) as run:
+    if system_metrics_interval_s > 0:
+        from mlflow.system_metrics import set_system_metrics_sampling_interval
+
+        set_system_metrics_sampling_interval(system_metrics_interval_s)
+    with _quiet_logger("mlflow.system_metrics"), mlflow.start_run(
+            run_id=run_id, run_name=None if run_id else arch, tags=tags,
+            log_system_metrics=system_metrics_interval_s > 0) as run:
         yield run
 
 
@@ -103,31 +277,50 @@ def log_model(model_path: Path, meta_path: Path, example: np.ndarray, probs: np.
               classes: list[str], registered_name: str | None) -> Any:
     """Log the ``.keras`` model as a pyfunc with a tensor signature; register it if named."""
     import mlflow
-    import pandas as pd
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, pd.DataFrame(probs, columns=classes))
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(PACKAGE_DIR / "mlflow_model.py"),
-        artifacts={"keras_model": str(model_path), "meta": str(meta_path)},
-        code_paths=[str(PACKAGE_DIR)],
-        signature=signature,
-        input_example=example,
-        pip_requirements=PIP_REQUIREMENTS,
-        registered_model_name=registered_name,
-    )
+    with warnings.catch_warnings(), _quiet_logger("mlflow.pyfunc"):
+        # MLflow's advice to type-hint predict() is for models without a signature; this
+        # one has an explicit tensor signature, checked against the example at logging.
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PACKAGE_DIR / "mlflow_model.py"),
+            artifacts={"keras_model": str(model_path), "meta": str(meta_path)},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=registered_name,
+        )
 
 
-def log_test_results(run_id: str, metrics: dict[str, float], artifacts: list[Path]) -> None:
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Raise a library logger to WARNING inside the block (its INFO lines are not ours)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def log_test_results(run_id: str, metrics: dict[str, float], artifacts: list[Path],
+                     manifest: Path | None = None) -> None:
     """Add the evaluation metrics and report files to the training run.
 
     Test-split metrics are logged as ``test_<key>``; those measured on another split
-    keep their own prefix (``train_top1_accuracy``).
+    keep their own prefix (``train_top1_accuracy``). With ``manifest``, its test rows are
+    logged as the run's ``test`` dataset (:func:`log_data_inputs`).
     """
     import mlflow
 
     with mlflow.start_run(run_id=run_id):
+        if manifest is not None:
+            log_data_inputs(manifest, ["test"])
         mlflow.log_metrics({k if k.startswith("train_") else f"test_{k}": float(v)
                             for k, v in metrics.items()})
         for path in artifacts:

@@ -115,7 +115,8 @@ def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int,
 
 def train_architecture(name: str, params: Params, classes: list[str], frames_root: Path,
                        features_root: Path, out_dir: Path, work_dir: Path,
-                       root: Path = Path("."), progress: bool = True) -> dict[str, Any]:
+                       root: Path = Path("."), progress: bool = True,
+                       manifest: Path | None = None) -> dict[str, Any]:
     """Train architecture ``name``; write ``out_dir/{model.keras, history.csv, meta.json,
     mlflow_run.json}`` and log the run to MLflow.
 
@@ -124,7 +125,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         features_root: ``data/features`` (holds ``<name>/`` for backbone architectures).
         work_dir: resumable state outside the DVC output (backup, partial history, the
             MLflow run id); removed after a successful run.
-        root: repository root (MLflow's default store lives there).
+        root: repository root (MLflow's default store and ``dvc.lock`` live there).
+        manifest: ``data/manifest.csv``, logged with the store as the run's MLflow
+            datasets (:func:`actionrec.tracking.log_data_inputs`); ``None``: not logged.
 
     Returns:
         The ``meta.json`` content (classes, input contract, run id, epochs trained).
@@ -181,11 +184,16 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     run_id = run_file.read_text().strip() if run_file.exists() else None
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
             "git_commit": tracking.git_commit(root), "design": arch.design}
-    with tracking.training_run(name, run_id, tags) as run:
+    with tracking.training_run(name, run_id, tags,
+                               params.mlflow.system_metrics_interval_s) as run:
         run_file.write_text(run.info.run_id)
         import mlflow
 
         if run_id is None:
+            if manifest is not None:
+                tracking.log_data_inputs(manifest, ["train", "val"] if data.n_val else ["train"],
+                                         features_root / name if uses_features else frames,
+                                         root=root)
             mlflow.log_params({
                 **tracking.flatten("model", s.model_dump(mode="json")),
                 **tracking.flatten("frames", params.frames.model_dump(mode="json")),
