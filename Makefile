@@ -2,7 +2,7 @@
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup pipeline demo test lint ci-pipeline baseline bench
+.PHONY: help setup pipeline demo profile test lint ci-pipeline baseline bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,10 +15,18 @@ pipeline: setup  ## the real run: `dvc repro` on UCF101 split 1, top-5 classes (
 
 demo: setup  ## offline demo: the tiny profile in a scratch copy, .ci-work/ (params.yaml untouched)
 	bash ci/tiny_pipeline.sh --run-only
-	@echo "demo: the run is in .ci-work/: cat .ci-work/reports/comparison.md; the MLflow UI:"
-	@echo "  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///.ci-work/mlflow.db"
+	@work=$${ACTIONREC_CI_WORK:-.ci-work}; echo; cat "$$work/reports/comparison.md"; echo; \
+	  echo "demo: the run is in $$work/ (table: $$work/reports/comparison.md); start the MLflow UI"; \
+	  echo "  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///$$work/mlflow.db"; \
+	  echo "and open the links above"
 
-test: setup  ## lint + the test suite (real dvc, real video; skips ../shared tests when absent)
+profile: setup  ## another profile in a scratch copy: make profile PROFILE=sample (.profiles/<name>/)
+	@[ -n "$(PROFILE)" ] || { echo "usage: make profile PROFILE=<name> (a key of profiles: in params.yaml)"; exit 2; }
+	ACTIONREC_PROFILE=$(PROFILE) bash ci/tiny_pipeline.sh --run-only
+	@echo "profile $(PROFILE): the run is in .profiles/$(PROFILE)/ (reports/comparison.md, mlflow.db)"
+
+test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headless Chromium)
+	@bash scripts/bootstrap.sh --browser
 	ruff check .
 	pytest
 

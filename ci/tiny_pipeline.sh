@@ -5,11 +5,16 @@
 #   ci/tiny_pipeline.sh                    run the tiny profile, then the regression gate
 #   ci/tiny_pipeline.sh --update-baseline  run it, then rewrite ci/baseline/ from the result
 #   ci/tiny_pipeline.sh --run-only         run it, no gate (the test suite and `make demo`)
+#   ACTIONREC_PROFILE=sample ci/tiny_pipeline.sh --run-only
+#                                          another profile of params.yaml, in .profiles/<name>/
+#                                          (`make profile PROFILE=sample`; no gate: the
+#                                          baseline is the tiny profile's)
 #
 # The run happens in a scratch copy of the working tree (uncommitted changes included):
 # $ACTIONREC_CI_WORK, default .ci-work/ (git-ignored). The copy is a fresh git + DVC repo
-# whose first commit holds the baseline as reports/<arch>/metrics.json, so that
-# `dvc metrics diff HEAD --md` shows what this change did to every metric.
+# whose first commit holds the baseline as reports/evaluate/<arch>/metrics.json, so that
+# `dvc metrics diff HEAD --md` shows what this change did to every metric. The tiny
+# profile is written into the copy's params.yaml and run by `dvc repro`.
 # A finished run is reused while the working tree (less ci/baseline/) and the numerics
 # settings (TF_ENABLE_ONEDNN_OPTS, TF_NUM_INTRAOP_THREADS, KERAS_BACKEND) are unchanged, so
 # `make test` and `make ci-pipeline` share one run; delete the folder to force a new one.
@@ -19,16 +24,25 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=${ACTIONREC_CI_WORK:-$root/.ci-work}
+profile=${ACTIONREC_PROFILE:-tiny}
+if [ "$profile" = tiny ]; then
+  work=${ACTIONREC_CI_WORK:-$root/.ci-work}
+else
+  work=${ACTIONREC_CI_WORK:-$root/.profiles/$profile}
+fi
 update=0
 gate=1
 case "${1:-}" in
   "") ;;
   --update-baseline) update=1 ;;
   --run-only) gate=0 ;;
-  -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "error: unknown argument '$1' (see ci/tiny_pipeline.sh --help)" >&2; exit 2 ;;
 esac
+if [ "$profile" != tiny ] && [ "$gate" = 1 ]; then
+  echo "error: the gate's baseline is the tiny profile's; run profile '$profile' with --run-only" >&2
+  exit 2
+fi
 for tool in actionrec dvc git; do
   command -v "$tool" >/dev/null || {
     echo "error: '$tool' not found on PATH. Run 'make setup' and 'source .venv/bin/activate'," \
@@ -40,15 +54,17 @@ done
 baseline=$(cd "$root" && python -c 'from actionrec.config import load_params; print(load_params().gate.baseline)')
 case "$baseline" in /*) ;; *) baseline="$root/$baseline" ;; esac
 # What the run depends on: every file that is copied (the baseline aside: it is only
-# compared with) and the settings that change floating-point results.
+# compared with) and the settings that change floating-point results. A dvc.lock of the
+# user's own runs stays behind: the scratch project starts with none.
 source_files() {
   (cd "$root" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done)
+    | while IFS= read -r -d '' f; do [ -e "$f" ] && [ "$f" != dvc.lock ] && printf '%s\0' "$f"; done)
 }
 digest=$( { (cd "$root" && source_files | grep -zv '^ci/baseline/' | xargs -0 -r sha256sum)
             echo "TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-}"
             echo "TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-}"
-            echo "KERAS_BACKEND=${KERAS_BACKEND:-}"; } | sha256sum | cut -d' ' -f1)
+            echo "KERAS_BACKEND=${KERAS_BACKEND:-}"
+            echo "profile=$profile"; } | sha256sum | cut -d' ' -f1)
 
 # One run at a time per folder: a second caller (a parallel test worker, `make demo` beside
 # `make test`) waits here, then finds the run done and reuses it.
@@ -56,7 +72,7 @@ mkdir -p "$(dirname "$work")"
 exec 9>"$work.lock"
 flock 9
 if [ -f "$work/.run-digest" ] && [ "$(cat "$work/.run-digest")" = "$digest" ]; then
-  echo "== reusing the tiny run in $work (same source and numerics settings; delete it to rerun)"
+  echo "== reusing the $profile run in $work (same source and numerics settings; delete it to rerun)"
   cd "$work"
 else
   echo "== scratch project: $work"
@@ -68,27 +84,31 @@ else
   export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-actionrec-ci} GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-ci@actionrec.invalid}
   unset MLFLOW_TRACKING_URI  # the scratch project keeps its own sqlite store
   git init -q
-  if [ -d "$baseline" ]; then
+  if [ "$profile" = tiny ] && [ -d "$baseline" ]; then
     for f in "$baseline"/*/metrics.json; do
       [ -e "$f" ] || continue
       arch=$(basename "$(dirname "$f")")
-      mkdir -p "reports/$arch"
-      cp "$f" "reports/$arch/metrics.json"
+      mkdir -p "reports/evaluate/$arch"
+      cp "$f" "reports/evaluate/$arch/metrics.json"
     done
   fi
   git add -A
   git add -f reports 2>/dev/null || true
-  git commit -qm "baseline: the working tree, with the committed baseline as reports/<arch>/metrics.json"
+  git commit -qm "baseline: the working tree, with the committed baseline as reports/evaluate/<arch>/metrics.json"
 
-  echo "== tiny pipeline: dvc exp run \$(actionrec profile tiny)"
+  # The profile goes into the copy's params.yaml and `dvc repro` runs it. (`dvc exp run -S`
+  # would do the same, but in a repository with no dvc.lock yet it first warns, once per
+  # output, that there is nothing to check out.)
+  echo "== $profile pipeline: actionrec profile $profile --apply && dvc repro"
   start=$(date +%s)
-  # shellcheck disable=SC2046  # the profile is a list of -S arguments, split on purpose
-  dvc exp run $(actionrec profile tiny) 2>&1 | tee pipeline.log
-  echo "== tiny pipeline finished in $(( $(date +%s) - start )) s" | tee -a pipeline.log
+  actionrec profile "$profile" --apply
+  dvc repro 2>&1 | tee pipeline.log
+  echo "== $profile pipeline finished in $(( $(date +%s) - start )) s" | tee -a pipeline.log
 
   dvc plots show -o dvc_plots >/dev/null
-  {
-    echo "### Test metrics, tiny profile: this change against the committed baseline"
+  [ "$profile" = tiny ] || : > metrics_diff.md  # only the tiny profile has a baseline
+  [ "$profile" != tiny ] || {
+    echo "### Test metrics, $profile profile: this change against the committed baseline"
     echo
     echo "\`dvc metrics diff HEAD --md\` (HEAD holds the baseline):"
     echo
@@ -100,11 +120,11 @@ cat metrics_diff.md
 [ "$gate" = 1 ] || exit 0
 
 if [ "$update" = 1 ]; then
-  actionrec gate --reports reports --baseline "$baseline" --update
+  actionrec gate --reports reports/evaluate --baseline "$baseline" --update
   exit 0
 fi
 status=0
-actionrec gate --reports reports --baseline "$baseline" > gate.md || status=$?
+actionrec gate --reports reports/evaluate --baseline "$baseline" > gate.md || status=$?
 cat gate.md
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
   { cat metrics_diff.md; echo; cat gate.md; } >> "$GITHUB_STEP_SUMMARY"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what actionrec needs on a fresh Debian/Ubuntu machine (idempotent, fast when done):
 #   - libarchive13: the C library behind libarchive-c, which extracts UCF101.rar / zip / tar.gz
+#   - with --browser (`make test`): Debian's chromium, for the test that opens the MLflow UI
 #   - .venv with the pinned Python dependencies and actionrec itself (editable)
 # Used by `make` (README) and by .ci/run. Re-installs Python packages when pyproject.toml changes.
 set -euo pipefail
@@ -8,13 +9,20 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_updated=0
+apt_install() {  # apt_install WHY PACKAGE...
+  echo "bootstrap: installing $2 ($1)"
+  [ "$apt_updated" = 1 ] || { $SUDO apt-get update -qq; apt_updated=1; }
+  $SUDO apt-get install -y -qq "${@:2}" >/dev/null
+}
 
 if ! "$PYTHON" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("archive") is None)'; then
-  echo "bootstrap: installing libarchive13 (system library for RAR/zip/tar extraction)"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq libarchive13 >/dev/null
+  apt_install "system library for RAR/zip/tar extraction" libarchive13
+fi
+if [ "${1:-}" = --browser ] && ! command -v chromium >/dev/null; then
+  apt_install "headless browser for the MLflow UI test" chromium
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
