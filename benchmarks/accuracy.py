@@ -6,11 +6,11 @@ that ignores frame order cannot tell them apart and is at 50 % on that pair; a
 sequence model should be well above. Targets (issue 3): LRCN and ConvLSTM at least
 90 % test top-1, and well above 50 % on the pair.
 
-Run the profile in a clone (it rewrites params-driven outputs), then read its reports:
+Run the profile in its scratch copy (the workspace keeps the real run), then read its
+reports:
 
-    git clone . /tmp/acc && cd /tmp/acc && make setup && . .venv/bin/activate
-    dvc exp run $(actionrec profile synthetic) evaluate@lrcn evaluate@convlstm
-    python benchmarks/accuracy.py --reports reports
+    make profile PROFILE=synthetic
+    python benchmarks/accuracy.py --reports .profiles/synthetic/reports/evaluate
 
 "pair accuracy" is top-1 accuracy over the test clips of the two classes (any of the
 five classes may be predicted); "pair order accuracy" asks only which of the two is
@@ -30,7 +30,8 @@ PAIR = ("SitDown", "StandUp")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--reports", default="reports", help="the run's reports folder")
+    ap.add_argument("--reports", default="reports/evaluate",
+                    help="the run's evaluate reports (<arch>/metrics.json)")
     ap.add_argument("--archs", nargs="+", default=["lrcn", "convlstm"])
     args = ap.parse_args()
 

@@ -7,7 +7,7 @@ Settings (environment of the whole run, every stage):
 - ``TF_ENABLE_ONEDNN_OPTS`` 1 or 0: oneDNN's kernels (blocked layouts, its own
   accumulation order) or TensorFlow's Eigen kernels.
 
-Each setting runs ``ci/tiny_pipeline.sh --run-only`` (real ``dvc exp run`` of the whole
+Each setting runs ``ci/tiny_pipeline.sh --run-only`` (real ``dvc repro`` of the whole
 tiny profile) in its own scratch folder, then the gated metrics (``gate.metrics``) of every
 architecture are printed side by side with the committed baseline, the largest drop from
 the baseline, and the largest spread (baseline included: another CPU may land anywhere in
@@ -67,8 +67,8 @@ def report(out: Path) -> None:
 
     gate = load_params(ROOT / "params.yaml").gate
     baseline = read_metrics(ROOT / gate.baseline)
-    runs = {n: read_metrics(_folder(out, n) / "reports") for n in SETTINGS
-            if (_folder(out, n) / "reports").is_dir()}
+    runs = {n: read_metrics(_folder(out, n) / "reports" / "evaluate") for n in SETTINGS
+            if (_folder(out, n) / "reports" / "evaluate").is_dir()}
     names = list(runs)
     print(f"| architecture | metric | baseline | {' | '.join(names)} | largest drop | spread |")
     print(f"|---|---|---:|{'---:|' * len(names)}---:|---:|")
