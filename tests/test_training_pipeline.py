@@ -57,6 +57,19 @@ def _client(repo: Path):
     return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
 
 
+def test_the_run_prints_its_own_lines_not_library_chatter(tiny):
+    """Stage output is the stages' lines, Keras' epochs and progress bars: no DVC warning
+    on the scratch project's first run, no TensorFlow native lines, no MLflow advice."""
+    from actionrec.native_logs import is_noise
+
+    _, log = tiny
+    lines = log.replace("\r", "\n").splitlines()
+    assert not [line for line in lines if is_noise(line, gpu_driver=False)]
+    assert not [line for line in lines if line.startswith("WARNING")]
+    assert "Add type hints" not in log and "system_metrics_monitor" not in log
+    assert "train@lrcn: " in log and "Epoch 1/30" in log
+
+
 def test_every_stage_ran_and_left_its_outputs(tiny):
     repo, log = tiny
     for arch in ARCHITECTURES:

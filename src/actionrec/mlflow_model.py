@@ -28,7 +28,10 @@ class VideoClassifier(mlflow.pyfunc.PythonModel):
         self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True)
         self.meta = json.loads(Path(context.artifacts["meta"]).read_text())
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # The hint is the one MLflow 3 leaves alone (no schema is inferred from np.ndarray): the
+    # model is logged with an explicit tensor signature (tracking.log_model), and without
+    # a hint MLflow warns at import that one should be added.
+    def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
         x = np.asarray(model_input, dtype=np.uint8)
         probs = self.model.predict(x, verbose=0)
         return pd.DataFrame(probs, columns=self.meta["classes"])

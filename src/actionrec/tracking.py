@@ -280,10 +280,7 @@ def log_model(model_path: Path, meta_path: Path, example: np.ndarray, probs: np.
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, pd.DataFrame(probs, columns=classes))
-    with warnings.catch_warnings(), _quiet_logger("mlflow.pyfunc"):
-        # MLflow's advice to type-hint predict() is for models without a signature; this
-        # one has an explicit tensor signature, checked against the example at logging.
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+    with _quiet_logger("mlflow.pyfunc"):
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PACKAGE_DIR / "mlflow_model.py"),
