@@ -8,15 +8,16 @@ import os
 import tarfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from actionrec.config import parse_params
-from actionrec.data.download import download, extract_archive
+from actionrec.config import FileSource, parse_params
+from actionrec.data.download import download, download_first, extract_archive
 from actionrec.data.sources import prepare_raw
 from actionrec.data.splits import read_split
-from actionrec.errors import ArchiveError, DownloadError
+from actionrec.errors import ArchiveError, DatasetError, DownloadError
 
 PAYLOAD = os.urandom(300_000)
 
@@ -161,12 +162,12 @@ def test_ucf101_source_downloads_and_extracts(file_server, synth_dir, tmp_path, 
     # libarchive detects the format from the bytes: a zip stands in for the RAR here.
     file_server.files["UCF101.rar"] = _zip(videos)
     file_server.files["splits.zip"] = _zip(lists)
-    cfg = _params_for(repo_params, "ucf101", archive_url=file_server.url("UCF101.rar"),
-                      splits_url=file_server.url("splits.zip"))
+    cfg = _params_for(repo_params, "ucf101", videos=[{"url": file_server.url("UCF101.rar")}],
+                      splits=[{"url": file_server.url("splits.zip")}])
     out = prepare_raw(cfg.data, tmp_path / "raw", tmp_path / "cache")
     assert sorted(p.name for p in out.iterdir()) == ["UCF-101", "ucfTrainTestlist"]
     assert _tree(out) == _tree(synth_dir)
-    assert (tmp_path / "cache" / "UCF101.rar").is_file()  # kept for the next run
+    assert (tmp_path / "cache" / "127.0.0.1" / "UCF101.rar").is_file()  # kept for the next run
 
 
 def test_ucf101_top5_tarball_is_normalised(file_server, synth_dir, tmp_path, repo_params):
@@ -188,8 +189,139 @@ def test_ucf101_top5_tarball_is_normalised(file_server, synth_dir, tmp_path, rep
 
 
 def test_failed_source_leaves_no_half_filled_output(tmp_path, repo_params):
-    cfg = _params_for(repo_params, "ucf101", archive_url="https://ucf101.invalid/UCF101.rar",
-                      splits_url="https://ucf101.invalid/splits.zip")
+    cfg = _params_for(repo_params, "ucf101", videos=[{"url": "https://ucf101.invalid/UCF101.rar"}],
+                      splits=[{"url": "https://ucf101.invalid/splits.zip"}])
     with pytest.raises(DownloadError):
         prepare_raw(cfg.data, tmp_path / "raw", tmp_path / "cache")
     assert not (tmp_path / "raw").exists() and not (tmp_path / "raw.building").exists()
+
+
+def test_mirrors_are_tried_in_order_past_a_404_and_wrong_bytes(file_server, tmp_path, capsys):
+    """Source 1 answers 404, source 2 sends bytes that fail its pinned hash, source 3 is
+    right: the download says why each was left and which one it used."""
+    file_server.files["good.bin"] = PAYLOAD
+    file_server.files["tampered.bin"] = PAYLOAD[::-1]
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    sources = [FileSource(url=file_server.url("gone.bin")),
+               FileSource(url=file_server.url("tampered.bin"), sha256=digest),
+               FileSource(url=file_server.url("good.bin"), sha256=digest)]
+    path, used = download_first(sources, tmp_path, "the blob", progress=False, retries=1)
+    assert used is sources[2] and path.read_bytes() == PAYLOAD
+    err = capsys.readouterr().err
+    assert "source 1 of 3 failed (HTTP 404" in err and "source 2 of 3 failed (SHA-256" in err
+    assert f"the blob from {sources[2].url} (SHA-256 verified)" in err
+    assert not (tmp_path / "127.0.0.1" / "tampered.bin").exists()  # bad bytes not kept
+
+
+def test_every_source_failing_lists_each_reason_and_the_offline_sources(file_server, tmp_path):
+    sources = [FileSource(url=file_server.url("gone.bin")),
+               FileSource(url="https://ucf101.invalid/x.bin")]
+    with pytest.raises(DownloadError) as info:
+        download_first(sources, tmp_path, "the blob", progress=False, retries=1)
+    text = str(info.value)
+    assert "every source of the blob failed" in text and "HTTP 404" in text
+    assert "cannot resolve ucf101.invalid" in text
+    assert "data.source: local" in text and "data.source: synthetic" in text
+
+
+@pytest.fixture
+def tls_server(tmp_path) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 whose certificate comes from a CA nobody trusts."""
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/blob.bin"
+    finally:
+        server.shutdown()
+
+
+def test_a_tls_failure_is_named_and_the_next_source_is_used(tls_server, file_server, tmp_path,
+                                                            capsys):
+    file_server.files["blob.bin"] = PAYLOAD
+    with pytest.raises(DownloadError, match="TLS failure with 127.0.0.1.*verify_tls: false"):
+        download(tls_server, tmp_path / "direct.bin", progress=False, retries=3)
+    sources = [FileSource(url=tls_server), FileSource(url=file_server.url("blob.bin"))]
+    path, used = download_first(sources, tmp_path, "the blob", progress=False)
+    assert used is sources[1] and path.read_bytes() == PAYLOAD
+    assert "source 1 of 2 failed (TLS failure with 127.0.0.1" in capsys.readouterr().err
+
+
+def test_skipping_tls_verification_needs_a_pinned_hash_which_then_guards_the_bytes(
+        tls_server, tmp_path):
+    with pytest.raises(ValueError, match="needs its sha256 pinned"):
+        FileSource(url=tls_server, verify_tls=False)
+    good = FileSource(url=tls_server, verify_tls=False,
+                      sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    path, _ = download_first([good], tmp_path, "the blob", progress=False)
+    assert path.read_bytes() == PAYLOAD
+    wrong = FileSource(url=tls_server, verify_tls=False, sha256="0" * 64)
+    with pytest.raises(DownloadError, match="SHA-256"):
+        download_first([wrong], tmp_path / "again", "the blob", progress=False)
+
+
+def test_the_flat_mirror_layout_gives_the_same_tree_as_the_rar(file_server, synth_dir, tmp_path,
+                                                              repo_params):
+    """The THUMOS mirror's zip: one UCF101/ folder of every clip, and one class spelled
+    differently from the lists (HandstandPushups/v_HandStandPushups_... in the lists,
+    v_HandstandPushups_... in the zip). The stage sorts it into the lists' class folders."""
+    tree = _tree(synth_dir)
+    renamed = {}
+    for rel, data in tree.items():  # one synthetic class plays HandstandPushups
+        renamed[rel.replace("SitDown", "HandstandPushups").replace(
+            "v_HandstandPushups_", "v_HandStandPushups_")] = data
+    lists = {f"ucfTrainTestlist/{Path(k).name}": v.decode().replace("SitDown", "HandstandPushups")
+             .replace("v_HandstandPushups_", "v_HandStandPushups_").encode()
+             for k, v in renamed.items() if k.startswith("ucfTrainTestlist/")}
+    flat = {f"UCF101/{Path(k).name.replace('HandStand', 'Handstand')}": v
+            for k, v in renamed.items() if k.startswith("UCF-101/")}
+    assert any("v_HandstandPushups_" in k for k in flat)
+    file_server.files["UCF101_videos.zip"] = _zip(flat)
+    file_server.files["splits.zip"] = _zip(lists)
+    cfg = _params_for(repo_params, "ucf101",
+                      videos=[{"url": file_server.url("UCF101.rar")},  # 404: next source
+                              {"url": file_server.url("UCF101_videos.zip"), "layout": "flat"}],
+                      splits=[{"url": file_server.url("splits.zip")}])
+    out = prepare_raw(cfg.data, tmp_path / "raw", tmp_path / "cache")
+    expected = {k: v for k, v in renamed.items() if k.startswith("UCF-101/")}
+    expected.update({k: v for k, v in lists.items()})
+    assert _tree(out) == expected
+    assert any("HandstandPushups/v_HandStandPushups_" in k for k in _tree(out))
+
+
+def test_a_flat_mirror_missing_a_listed_clip_is_refused(file_server, synth_dir, tmp_path,
+                                                        repo_params):
+    tree = _tree(synth_dir)
+    lists = {f"ucfTrainTestlist/{Path(k).name}": v for k, v in tree.items()
+             if k.startswith("ucfTrainTestlist/")}
+    clips = sorted(k for k in tree if k.startswith("UCF-101/"))
+    flat = {f"UCF101/{Path(k).name}": tree[k] for k in clips[1:]}  # the first one lost
+    file_server.files["v.zip"] = _zip(flat)
+    file_server.files["splits.zip"] = _zip(lists)
+    cfg = _params_for(repo_params, "ucf101", videos=[{"url": file_server.url("v.zip"),
+                                                      "layout": "flat"}],
+                      splits=[{"url": file_server.url("splits.zip")}])
+    with pytest.raises(DatasetError, match=r"1 listed clip\(s\) missing .*"
+                                           + Path(clips[0]).name):
+        prepare_raw(cfg.data, tmp_path / "raw", tmp_path / "cache")
+    assert not (tmp_path / "raw").exists()

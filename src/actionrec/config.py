@@ -50,13 +50,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class UCF101Source(_Strict):
-    """The official CRCV release: a RAR of all videos and a zip of the split lists."""
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
-    archive_url: str
-    archive_sha256: str | None = None
-    splits_url: str
-    splits_sha256: str | None = None
+
+class FileSource(_Strict):
+    """One place a file can be fetched from (``data.ucf101.videos`` / ``.splits`` list it).
+
+    ``layout`` (videos only): ``class_folders`` is the official RAR's
+    ``UCF-101/<Class>/<clip>.avi``; ``flat`` is one folder of every clip (the THUMOS 2014
+    mirror's zip), sorted into class folders by the split lists. ``verify_tls: false``
+    skips certificate checks and is accepted only with a pinned ``sha256``, which then
+    guarantees the bytes.
+    """
+
+    url: str
+    sha256: Sha256 | None = None
+    layout: Literal["class_folders", "flat"] = "class_folders"
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _tls_needs_a_pin(self) -> FileSource:
+        if not self.verify_tls and self.sha256 is None:
+            raise ValueError(f"verify_tls: false for {self.url} needs its sha256 pinned "
+                             "(the hash is then what guarantees the bytes)")
+        return self
+
+
+class UCF101Source(_Strict):
+    """The official release: the videos (a RAR, or a mirror's zip) and the split lists,
+    each from an ordered list of sources; the download stage takes the first that works."""
+
+    videos: Annotated[list[FileSource], Field(min_length=1)]
+    splits: Annotated[list[FileSource], Field(min_length=1)]
 
 
 class UCF101Top5Source(_Strict):

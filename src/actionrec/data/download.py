@@ -4,7 +4,10 @@
   partial file with an HTTP ``Range`` request, retries transient failures with
   exponential back-off (tenacity), checks an optional SHA-256, then renames the
   file into place (atomic). A host that does not resolve fails at once with a
-  message naming the offline sources.
+  message naming the offline sources; a TLS failure is reported as such, naming the
+  host, and is not retried.
+- :func:`download_first`: the same over an ordered list of sources (mirrors): the
+  first that gives the right bytes wins; each failure is reported and the next tried.
 - :func:`extract_archive`: RAR (v4 and v5), zip and tar.gz through libarchive
   (Python binding ``libarchive-c``; system library ``libarchive13`` on Debian /
   Ubuntu). Members are written into a fresh folder; absolute paths, ``..``
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import sys
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -29,7 +34,7 @@ OFFLINE_HINT = (
     "Without network access use another source: `data.source: local` with "
     "`data.local.root` pointing at an existing UCF101 folder (UCF-101/<Class>/*.avi + "
     "ucfTrainTestlist/), or `data.source: synthetic` (generated videos, no network), e.g. "
-    "`dvc exp run $(actionrec profile tiny)` (or `make demo`)."
+    "`make demo` (the tiny profile)."
 )
 
 
@@ -59,11 +64,20 @@ def _check_resolves(url: str, dest: Path) -> None:
         ) from None
 
 
-def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool) -> None:
+def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool,
+             verify_tls: bool) -> None:
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     try:
-        resp = requests.get(url, headers=headers, stream=True, timeout=(timeout, timeout))
+        resp = requests.get(url, headers=headers, stream=True, timeout=(timeout, timeout),
+                            verify=verify_tls)
+    except requests.exceptions.SSLError as err:  # a ConnectionError, but no retry mends it
+        raise DownloadError(
+            f"TLS failure with {urlsplit(url).hostname}: {err.__context__ or err}. The "
+            "certificate could not be verified (expired, self-signed, or a proxy in the "
+            "way); verification is never skipped unless the source sets verify_tls: false "
+            "with its sha256 pinned"
+        ) from None
     except (requests.ConnectionError, requests.Timeout) as err:
         raise _Transient(f"connection failed: {err}") from err
     with resp:
@@ -98,7 +112,7 @@ def _attempt(url: str, part: Path, timeout: float, chunk: int, progress: bool) -
 
 def download(url: str, dest: str | Path, *, sha256: str | None = None, retries: int = 4,
              timeout_s: float = 15.0, backoff_s: float = 1.0, chunk_bytes: int = 1 << 20,
-             progress: bool = True) -> Path:
+             progress: bool = True, verify_tls: bool = True) -> Path:
     """Fetch ``url`` to ``dest``, resuming ``dest.part`` if a previous run was cut.
 
     Args:
@@ -107,13 +121,14 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, retries: 
         sha256: expected hex digest; ``None`` skips the check.
         retries: attempts in all; waits grow ``backoff_s * 2**k`` seconds (max 30 s).
         timeout_s: connect and read timeout per attempt, seconds.
+        verify_tls: check the server's certificate (``requests``' ``verify``).
 
     Returns:
         ``dest``. An existing ``dest`` (with a matching digest) is reused as is.
 
     Raises:
-        DownloadError: offline, an HTTP error, all retries spent, or a digest mismatch
-            (the bad file is removed so that the next run downloads again).
+        DownloadError: offline, an HTTP error, a TLS failure, all retries spent, or a
+            digest mismatch (the bad file is removed so that the next run downloads again).
     """
     dest = Path(dest)
     if dest.exists() and (sha256 is None or sha256_of(dest) == sha256.lower()):
@@ -129,7 +144,7 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, retries: 
             reraise=True,
         ):
             with attempt:
-                _attempt(url, part, timeout_s, chunk_bytes, progress)
+                _attempt(url, part, timeout_s, chunk_bytes, progress, verify_tls)
     except _Transient as err:
         kept = f"; {part.stat().st_size} bytes kept in {part} for the next run to resume" \
             if part.exists() else ""
@@ -146,6 +161,49 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, retries: 
             )
     part.replace(dest)
     return dest
+
+
+def cache_path(cache: Path, url: str) -> Path:
+    """Where a download of ``url`` is kept: ``<cache>/<host>/<file name>`` (two mirrors
+    of the same file never resume each other's partial download)."""
+    parts = urlsplit(url)
+    return Path(cache) / (parts.hostname or "local") / PurePosixPath(parts.path).name
+
+
+def download_first(sources: Sequence, cache: Path, what: str, **kwargs) -> tuple[Path, object]:
+    """Fetch ``what`` from the first of ``sources`` that works (ordered mirrors).
+
+    Args:
+        sources: objects with ``url``, ``sha256`` and ``verify_tls``
+            (:class:`actionrec.config.FileSource`).
+        cache: downloads are kept in :func:`cache_path` for resuming.
+        what: a name for messages ("the UCF101 videos").
+        kwargs: passed to :func:`download` (retries, timeouts, progress).
+
+    Returns:
+        ``(path, source)``: the verified file and the source that gave it.
+
+    Raises:
+        DownloadError: every source failed; the message lists each with its reason.
+    """
+    failures = []
+    for n, src in enumerate(sources, start=1):
+        try:
+            path = download(src.url, cache_path(cache, src.url), sha256=src.sha256,
+                            verify_tls=src.verify_tls, **kwargs)
+        except DownloadError as err:
+            reason = " ".join(str(err).replace(OFFLINE_HINT, "").split())
+            failures.append(f"  {n}. {src.url}: {reason}")
+            if n < len(sources):
+                print(f"download: {what}: source {n} of {len(sources)} failed "
+                      f"({str(err).split(';')[0].split('. ')[0]}); trying the next",
+                      file=sys.stderr)
+            continue
+        pinned = "SHA-256 verified" if src.sha256 else "no SHA-256 pinned"
+        print(f"download: {what} from {src.url} ({pinned})", file=sys.stderr)
+        return path, src
+    raise DownloadError(f"every source of {what} failed:\n" + "\n".join(failures)
+                        + f"\n{OFFLINE_HINT}")
 
 
 def _member_target(root: Path, name: str) -> Path:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from actionrec.config import DataSettings
 from actionrec.data import synthetic
-from actionrec.data.download import download, extract_archive
+from actionrec.data.download import download, download_first, extract_archive
 from actionrec.data.video import VIDEO_EXTENSIONS
 from actionrec.errors import DatasetError
 from actionrec.io import atomic_dir, write_text
@@ -43,19 +43,72 @@ def _download_kwargs(data: DataSettings) -> dict:
 
 
 def fetch_ucf101(data: DataSettings, out: Path, cache: Path) -> None:
-    """Official UCF101: ``UCF101.rar`` (6.5 GB, 13,320 clips) and the split zip."""
+    """Official UCF101 (13,320 clips, 6.5 GB) and its split lists, each from the first of
+    its sources that works (``data.ucf101.videos`` / ``.splits``). Whatever the source,
+    the result is ``UCF-101/<Class>/`` and ``ucfTrainTestlist/``."""
     src = data.ucf101
     kw = _download_kwargs(data)
-    rar = download(src.archive_url, cache / Path(src.archive_url).name, sha256=src.archive_sha256,
-                   **kw)
-    lists = download(src.splits_url, cache / Path(src.splits_url).name, sha256=src.splits_sha256,
-                     **kw)
-    extract_archive(rar, out / ".videos")
+    videos, video_source = download_first(src.videos, cache, "the UCF101 videos", **kw)
+    lists, _ = download_first(src.splits, cache, "the UCF101 split lists", **kw)
     extract_archive(lists, out / ".lists")
-    _find_dir(out / ".videos", VIDEO_DIR).rename(out / VIDEO_DIR)
     _find_dir(out / ".lists", LIST_DIR).rename(out / LIST_DIR)
-    shutil.rmtree(out / ".videos")
     shutil.rmtree(out / ".lists")
+    extract_archive(videos, out / ".videos")
+    if video_source.layout == "flat":
+        sort_flat_clips(_find_clip_dir(out / ".videos"), out / LIST_DIR, out / VIDEO_DIR)
+    else:
+        _find_dir(out / ".videos", VIDEO_DIR).rename(out / VIDEO_DIR)
+    shutil.rmtree(out / ".videos")
+
+
+def _find_clip_dir(root: Path) -> Path:
+    """The folder holding a flat archive's clips (the one with the most video files)."""
+    counts: dict[Path, int] = {}
+    for p in root.rglob("*"):
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file():
+            counts[p.parent] = counts.get(p.parent, 0) + 1
+    if not counts:
+        raise DatasetError(f"no video files found in {root}")
+    return max(counts, key=counts.get)
+
+
+def sort_flat_clips(flat: Path, lists: Path, videos: Path) -> int:
+    """Move a flat folder of UCF101 clips into ``videos/<Class>/`` as the split lists say.
+
+    The lists name every clip as ``<Class>/<file>``; a clip is matched to its entry by
+    file name without regard to case, and takes the listed spelling (the THUMOS mirror
+    writes ``v_HandstandPushups_...`` where the lists say
+    ``HandstandPushups/v_HandStandPushups_...``).
+
+    Returns:
+        The number of clips placed.
+
+    Raises:
+        DatasetError: a listed clip is missing, or a clip is in no list (the first few
+            are named, with the counts).
+    """
+    listed: dict[str, str] = {}
+    for path in sorted(lists.glob("*list0*.txt")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip():
+                rel = line.split()[0].replace("\\", "/")
+                listed[PurePosixPath(rel).name.lower()] = rel
+    found = {p.name.lower(): p for p in flat.iterdir()
+             if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS}
+    missing = sorted(listed[k] for k in listed.keys() - found.keys())
+    extra = sorted(found[k].name for k in found.keys() - listed.keys())
+    if missing or extra:
+        raise DatasetError(
+            f"{flat}: {len(found)} clips against {len(listed)} in the split lists; "
+            + (f"{len(missing)} listed clip(s) missing (e.g. {missing[:3]})" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"{len(extra)} clip(s) in no list (e.g. {extra[:3]})" if extra else "")
+            + ". Is the archive complete and the right release?")
+    for key, rel in listed.items():
+        target = videos / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        found[key].rename(target)
+    return len(listed)
 
 
 def fetch_ucf101_top5(data: DataSettings, out: Path, cache: Path) -> None:
