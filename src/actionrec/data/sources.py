@@ -20,6 +20,7 @@ import pandas as pd
 from actionrec.config import DataSettings
 from actionrec.data import synthetic
 from actionrec.data.download import download, download_first, extract_archive
+from actionrec.data.splits import read_class_index, read_split_list
 from actionrec.data.video import VIDEO_EXTENSIONS
 from actionrec.errors import DatasetError
 from actionrec.io import atomic_dir, write_text
@@ -87,12 +88,12 @@ def sort_flat_clips(flat: Path, lists: Path, videos: Path) -> int:
         DatasetError: a listed clip is missing, or a clip is in no list (the first few
             are named, with the counts).
     """
+    class_index = read_class_index(lists / "classInd.txt")
     listed: dict[str, str] = {}
-    for path in sorted(lists.glob("*list0*.txt")):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.strip():
-                rel = line.split()[0].replace("\\", "/")
-                listed[PurePosixPath(rel).name.lower()] = rel
+    for path in sorted(lists.glob("*list0*.txt")):  # every split: the same clips, reordered
+        split = "train" if path.name.startswith("train") else "test"
+        for entry in read_split_list(path, split, class_index):
+            listed[PurePosixPath(entry.path).name.lower()] = entry.path
     found = {p.name.lower(): p for p in flat.iterdir()
              if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS}
     missing = sorted(listed[k] for k in listed.keys() - found.keys())
