@@ -177,15 +177,6 @@ def dvc_hash(path: Path, root: Path = Path(".")) -> str | None:
     return found[max(found, key=lambda p: len(p.parts))] if found else None
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of a file's bytes: what DVC 3 records for a file (``hash: md5``)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def log_data_inputs(manifest: Path, splits: list[str], store: Path | None = None,
                     store_context: str = "train", root: Path = Path(".")) -> None:
     """Log the run's data as MLflow datasets (``mlflow.log_input``) into the active run.
@@ -204,7 +195,10 @@ def log_data_inputs(manifest: Path, splits: list[str], store: Path | None = None
     from mlflow.data.meta_dataset import MetaDataset
 
     rows = pd.read_csv(manifest)
-    digest = dvc_hash(manifest, root) or file_md5(manifest)
+    digest = dvc_hash(manifest, root)
+    if digest is None:  # no dvc.lock entry: the file's MD5, which is what DVC 3 records
+        with open(manifest, "rb") as fh:
+            digest = hashlib.file_digest(fh, "md5").hexdigest()
     source = str(Path(manifest).resolve())
     with warnings.catch_warnings():
         # MLflow's hints that don't apply here: a local path matches both of its local
