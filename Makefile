@@ -43,3 +43,4 @@ bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~15 min)
 	python benchmarks/extract_frames.py
 	python benchmarks/train.py
 	python benchmarks/predict.py
+	python benchmarks/archive_readers.py

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what actionrec needs on a fresh Debian/Ubuntu machine (idempotent, fast when done):
 #   - libarchive13: the C library behind libarchive-c, which extracts UCF101.rar / zip / tar.gz
+#   - unar: the second archive reader, for solid RAR 2.9-4, RAR 1.5-2.x and volume sets
 #   - with --browser (`make test`): Debian's chromium, for the test that opens the MLflow UI
 #   - .venv with the pinned Python dependencies and actionrec itself (editable)
 # Used by `make` (README) and by .ci/run. Re-installs Python packages when pyproject.toml changes.
@@ -20,6 +21,9 @@ apt_install() {  # apt_install WHY PACKAGE...
 
 if ! "$PYTHON" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("archive") is None)'; then
   apt_install "system library for RAR/zip/tar extraction" libarchive13
+fi
+if ! command -v unar >/dev/null; then
+  apt_install "second archive reader: solid RAR 2.9-4, RAR 1.5-2.x, volume sets" unar
 fi
 if [ "${1:-}" = --browser ] && ! command -v chromium >/dev/null; then
   apt_install "headless browser for the MLflow UI test" chromium

@@ -24,10 +24,15 @@ import actionrec  # noqa: F401  (first: its import hook keeps TensorFlow's start
 REPO = Path(__file__).resolve().parents[1]
 
 
+def shared_path() -> Path:
+    """Where the reference data is looked for: ``$ACTIONREC_SHARED_DIR`` or ``../shared``."""
+    return Path(os.environ.get("ACTIONREC_SHARED_DIR", REPO.parent / "shared")).resolve()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``../shared`` (or ``$ACTIONREC_SHARED_DIR``); the test is skipped when it is absent."""
-    path = Path(os.environ.get("ACTIONREC_SHARED_DIR", REPO.parent / "shared")).resolve()
+    path = shared_path()
     if not (path / "ucf101_sample" / "UCF-101").is_dir():
         pytest.skip(f"reference data not found at {path} (set ACTIONREC_SHARED_DIR)")
     return path
@@ -43,6 +48,12 @@ def sample_dir(shared_dir: Path) -> Path:
 def official_lists(shared_dir: Path) -> Path:
     """The official split files (classInd.txt, trainlist0N.txt, testlist0N.txt)."""
     return shared_dir / "ucf101" / "ucfTrainTestlist"
+
+
+@pytest.fixture(scope="session")
+def rar_fixtures(shared_dir: Path) -> Path:
+    """The 51 real RAR archives made by the RAR tools, each with its ``.exp`` listing."""
+    return shared_dir / "rar_fixtures"
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,31 @@ class DownloadError(ActionrecError):
 
 
 class ArchiveError(ActionrecError):
-    """An archive is corrupt, of an unknown format, or holds a member that escapes its folder."""
+    """An archive could not be unpacked; the subclasses say why."""
+
+
+class ArchiveCorrupt(ArchiveError):
+    """Damaged, truncated or failing its checksum: the message says to delete the download."""
+
+
+class ArchiveUnsupported(ArchiveError):
+    """Intact, but it uses a feature no installed reader supports (named; no re-download)."""
+
+
+class ArchiveEncrypted(ArchiveError):
+    """A password is needed, which the pipeline does not support."""
+
+
+class ArchiveVolumeMissing(ArchiveError):
+    """A part of a RAR volume set is missing; the message names the file."""
+
+
+class ArchiveUnsafe(ArchiveError):
+    """A member escapes the target folder or is a link, junction or device file (named)."""
+
+
+class NotEnoughSpace(ArchiveError):
+    """The unpacked size exceeds the free disk space; refused before writing anything."""
 
 
 class DatasetError(ActionrecError):

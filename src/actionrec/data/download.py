@@ -8,10 +8,9 @@
   host, and is not retried.
 - :func:`download_first`: the same over an ordered list of sources (mirrors): the
   first that gives the right bytes wins; each failure is reported and the next tried.
-- :func:`extract_archive`: RAR (v4 and v5), zip and tar.gz through libarchive
-  (Python binding ``libarchive-c``; system library ``libarchive13`` on Debian /
-  Ubuntu). Members are written into a fresh folder; absolute paths, ``..``
-  components and links are refused before anything leaves that folder.
+- :func:`extract_archive` (from :mod:`actionrec.data.archives`): RAR 1.5-5, volume
+  sets, zip and tar.gz, listed and checked before anything is written, unpacked by
+  libarchive or ``unar``.
 """
 
 from __future__ import annotations
@@ -27,8 +26,11 @@ import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tqdm import tqdm
 
-from actionrec.errors import ArchiveError, DownloadError
-from actionrec.io import atomic_dir
+from actionrec.data.archives import extract_archive
+from actionrec.errors import DownloadError
+
+__all__ = ["OFFLINE_HINT", "cache_path", "download", "download_first", "extract_archive",
+           "sha256_of"]
 
 OFFLINE_HINT = (
     "Without network access use another source: `data.source: local` with "
@@ -204,59 +206,3 @@ def download_first(sources: Sequence, cache: Path, what: str, **kwargs) -> tuple
         return path, src
     raise DownloadError(f"every source of {what} failed:\n" + "\n".join(failures)
                         + f"\n{OFFLINE_HINT}")
-
-
-def _member_target(root: Path, name: str) -> Path:
-    clean = name.replace("\\", "/")
-    pure = PurePosixPath(clean)
-    if pure.is_absolute() or (len(clean) > 1 and clean[1] == ":") or ".." in pure.parts:
-        raise ArchiveError(f"archive member {name!r} would be written outside the target folder")
-    return root.joinpath(*[p for p in pure.parts if p not in ("", ".")])
-
-
-def extract_archive(archive: str | Path, dest: str | Path, progress: bool = True) -> Path:
-    """Extract ``archive`` (rar, zip, tar.gz, ... — whatever libarchive reads) into ``dest``.
-
-    ``dest`` is created fresh: the archive goes into ``<dest>.extracting`` first and
-    is renamed to ``dest`` only when every member was written.
-
-    Raises:
-        ArchiveError: the archive is corrupt or not an archive (the message says to
-            delete it so that it is downloaded again), or a member is an absolute
-            path, contains ``..``, or is a symbolic or hard link.
-    """
-    import libarchive  # imported here: needs the libarchive system library
-
-    archive, dest = Path(archive), Path(dest)
-    n = 0
-    with atomic_dir(dest, ".extracting") as work:
-        try:
-            with libarchive.file_reader(str(archive)) as entries, tqdm(
-                desc=f"extract {archive.name}", unit=" files", disable=not progress,
-                leave=False
-            ) as bar:
-                for entry in entries:
-                    target = _member_target(work, entry.pathname)
-                    if entry.issym or entry.islnk:
-                        raise ArchiveError(
-                            f"archive member {entry.pathname!r} is a link; links are refused"
-                        )
-                    if entry.isdir:
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    if not entry.isreg:
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with open(target, "wb") as fh:
-                        for block in entry.get_blocks():
-                            fh.write(block)
-                    n += 1
-                    bar.update(1)
-        except libarchive.ArchiveError as err:
-            raise ArchiveError(
-                f"{archive} is corrupt or not an archive ({err}). Delete it and run again "
-                "to download it anew."
-            ) from None
-        if n == 0:
-            raise ArchiveError(f"{archive} holds no file")
-    return dest
