@@ -2,7 +2,8 @@
 VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup pipeline demo profile test lint ci-pipeline baseline bench
+.PHONY: help setup pipeline demo profile test lint ci-pipeline baseline bench mlflow-server \
+	mlflow-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,7 +27,7 @@ profile: setup  ## another profile in a scratch copy: make profile PROFILE=sampl
 	@echo "profile $(PROFILE): the run is in .profiles/$(PROFILE)/ (reports/comparison.md, mlflow.db)"
 
 test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headless Chromium)
-	@bash scripts/bootstrap.sh --browser
+	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
 	pytest
 
@@ -44,3 +45,10 @@ bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~15 min)
 	python benchmarks/train.py
 	python benchmarks/predict.py
 	python benchmarks/archive_readers.py
+
+mlflow-server: setup  ## team MLflow server: PostgreSQL store, served artifacts, 127.0.0.1:5000
+	@bash scripts/bootstrap.sh --server
+	actionrec mlflow-server start
+
+mlflow-stop:  ## stop the team MLflow server (its data stays in .mlflow-server/)
+	actionrec mlflow-server stop

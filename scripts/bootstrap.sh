@@ -3,6 +3,8 @@
 #   - libarchive13: the C library behind libarchive-c, which extracts UCF101.rar / zip / tar.gz
 #   - unar: the second archive reader, for solid RAR 2.9-4, RAR 1.5-2.x and volume sets
 #   - with --browser (`make test`): Debian's chromium, for the test that opens the MLflow UI
+#   - with --server (`make mlflow-server`, `make test`): Debian's postgresql, the team
+#     MLflow server's backend store
 #   - .venv with the pinned Python dependencies and actionrec itself (editable)
 # Used by `make` (README) and by .ci/run. Re-installs Python packages when pyproject.toml changes.
 set -euo pipefail
@@ -25,8 +27,20 @@ fi
 if ! command -v unar >/dev/null; then
   apt_install "second archive reader: solid RAR 2.9-4, RAR 1.5-2.x, volume sets" unar
 fi
-if [ "${1:-}" = --browser ] && ! command -v chromium >/dev/null; then
+want_browser=0 want_server=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    --server) want_server=1 ;;
+    *) echo "usage: bootstrap.sh [--browser] [--server]" >&2; exit 2 ;;
+  esac
+done
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null; then
   apt_install "headless browser for the MLflow UI test" chromium
+fi
+if [ "$want_server" = 1 ] && ! command -v pg_ctl >/dev/null \
+    && ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+  apt_install "PostgreSQL, the team MLflow server's backend store" postgresql
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

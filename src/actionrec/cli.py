@@ -13,6 +13,8 @@
     actionrec profile tiny      # `-S` arguments: dvc exp run $(actionrec profile tiny)
     actionrec gate              # CI regression gate: reports/ against ci/baseline/
     actionrec predict VIDEO... --model M   # top-k actions, or a timeline with --window
+    actionrec track models/ARCH # log a trained run the tracking server missed
+    actionrec mlflow-server start|stop|status|backup DIR|restore DIR   # team server
 
 Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params file.
 """
@@ -257,8 +259,50 @@ def _predict(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _track(sub) -> None:
+    p = sub.add_parser(
+        "track", help="log a trained model's run that the tracking server missed",
+        description="When the MLflow tracking server went away during `train`, the stage "
+                    "still writes models/<arch>/ completely and fails naming the server. Once "
+                    "the server is back, this logs that run (params, every epoch, datasets, "
+                    "the registered model) without training again. Then `dvc commit "
+                    "train@<arch>` records the stage as done.")
+    p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="models/<arch> folders")
+    p.add_argument("--tracking-uri",
+                   help="log there instead of the server recorded at training time")
+    p.set_defaults(run=lambda a: pipeline.run_stage(
+        pipeline.track, model_dirs=a.model_dirs, tracking_uri=a.tracking_uri))
+
+
+def _mlflow_server(sub) -> None:
+    p = sub.add_parser(
+        "mlflow-server", help="a team's MLflow server: PostgreSQL store, served artifacts",
+        description="Start, stop or back up `mlflow server` on 127.0.0.1 with a PostgreSQL "
+                    "backend store (a cluster made by initdb under --dir, password "
+                    "authentication, loopback only) and artifacts served by the server. "
+                    "`make mlflow-server` / `make mlflow-stop` call start / stop.",
+        epilog="then: export MLFLOW_TRACKING_URI=http://127.0.0.1:5000")
+    p.add_argument("action", choices=["start", "stop", "status", "backup", "restore"])
+    p.add_argument("path", nargs="?", help="backup / restore: the backup folder")
+    p.add_argument("--dir", default=".mlflow-server",
+                   help="state folder: database, artifacts, logs (default: %(default)s)")
+    p.add_argument("--port", type=_positive_int, default=5000,
+                   help="MLflow server port (default: %(default)s)")
+    p.add_argument("--pg-port", type=_positive_int, default=5433,
+                   help="PostgreSQL port on 127.0.0.1 (default: %(default)s)")
+
+    def run(a: argparse.Namespace) -> None:
+        if a.action in ("backup", "restore") and not a.path:
+            p.error(f"{a.action} needs the backup folder")
+        pipeline.run_stage(pipeline.mlflow_server, action=a.action, path=a.path, root=a.dir,
+                           port=a.port, pg_port=a.pg_port)
+
+    p.set_defaults(run=run)
+
+
 COMMANDS = (_download, _subsample, _validate, _extract_frames, _extract_features, _train,
-            _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict)
+            _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict, _track,
+            _mlflow_server)
 
 
 def build_parser() -> argparse.ArgumentParser:

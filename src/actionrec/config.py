@@ -240,6 +240,15 @@ class MlflowSettings(_Strict):
     ui_url: str = "http://127.0.0.1:5000"  # `mlflow ui`'s address, for links to a local store
 
 
+class TrainSettings(_Strict):
+    """How ``train@<arch>`` uses the machine."""
+
+    # auto: data-parallel over every local accelerator when there are two or more
+    # (Keras DataParallel under JAX, tf.distribute.MirroredStrategy under TensorFlow; the
+    # global batch is the model's batch_size times the devices); none: one device.
+    distribute: Literal["auto", "none"] = "auto"
+
+
 class EvaluateSettings(_Strict):
     """Test-split metrics and the latency measurement (``evaluate`` stage)."""
 
@@ -285,6 +294,7 @@ class Params(_Strict):
     validate_: ValidateSettings = Field(alias="validate")
     frames: FrameSettings
     models: ModelsSettings
+    train: TrainSettings = TrainSettings()
     mlflow: MlflowSettings = MlflowSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     gate: GateSettings = GateSettings()

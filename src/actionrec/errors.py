@@ -48,6 +48,10 @@ class NotEnoughSpace(ArchiveError):
     """The unpacked size exceeds the free disk space; refused before writing anything."""
 
 
+class TrackingUnavailable(ActionrecError):
+    """The MLflow tracking server does not answer; the message names its URI and what to do."""
+
+
 class DatasetError(ActionrecError):
     """The dataset on disk does not match what the split lists or params promise."""
 

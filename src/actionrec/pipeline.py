@@ -113,9 +113,11 @@ def train(params: str, arch: str, classes: str, frames: str, features: str, out:
           work: str, manifest: str | None = None) -> dict[str, Any]:
     """Stage ``train@<arch>``: fit, save ``model.keras``, log the run to MLflow (with the
     manifest's train and validation rows and the store it read as MLflow datasets)."""
+    from actionrec import tracking
     from actionrec.training import train_architecture
 
     cfg = load_params(params)
+    tracking.check_reachable(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
     meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), Path(frames),
                               Path(features), Path(out), Path(work) / arch,
                               manifest=Path(manifest) if manifest else None)
@@ -134,9 +136,17 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
     cfg = load_params(params)
     e = cfg.evaluate
     report_dir = Path(report)
+    run_file = Path(model) / "mlflow_run.json"
+    if not run_file.exists():
+        waiting = (Path(model) / tracking.PENDING_FILE).exists()
+        raise ActionrecError(
+            f"{model} has a trained model whose MLflow run is not logged yet: "
+            f"`actionrec track {model}` logs it" if waiting else
+            f"{model} holds no trained model: run `dvc repro train@{arch}` first")
+    tracking.check_reachable(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
     metrics = evaluate_architecture(arch, Path(model), Path(frames), Path(features),
                                     report_dir, e.top_k, e.latency_warmup, e.latency_runs)
-    run = json.loads((Path(model) / "mlflow_run.json").read_text())
+    run = json.loads(run_file.read_text())
     tracking.setup(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")),
                    run["experiment"], Path("."))
     tracking.log_test_results(run["run_id"], metrics, [
@@ -166,6 +176,7 @@ def compare(params: str, reports: str, models: str = "models",
     runs = {a: json.loads((Path(models) / a / "mlflow_run.json").read_text())
             for a in ARCHITECTURES}
     store = tracking.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
+    tracking.check_reachable(store)
     links = tracking.comparison_links(store, cfg.mlflow.ui_url, runs)
     metrics = compare_reports(Path(reports), list(ARCHITECTURES), Path(out), links)
     best = max(metrics, key=lambda a: metrics[a]["macro_f1"])
@@ -318,6 +329,40 @@ def profile_args(params: str, name: str, apply: bool = False) -> list[str]:
         args += ["-S", f"{key}={text}"]
     print(" ".join(args))
     return args
+
+
+def track(model_dirs: list[str], tracking_uri: str | None = None) -> None:
+    """``actionrec track``: log each trained model's pending run (:func:`tracking.finish_run`)."""
+    from actionrec import tracking
+
+    for model_dir in model_dirs:
+        result = tracking.finish_run(Path(model_dir), tracking_uri)
+        print(f"track: {model_dir} logged as run {result['run_id']}"
+              + (f", {result['registered_model']} version {result['registered_version']}"
+                 if result["registered_model"] else ""))
+        stage = f"train@{Path(model_dir).name}"
+        print(f"track: `dvc commit {stage}` records the stage as done (no retraining)")
+
+
+def mlflow_server(action: str, path: str | None, root: str, port: int, pg_port: int) -> None:
+    """``actionrec mlflow-server``: start / stop / status / backup / restore."""
+    from actionrec.server import TeamServer
+
+    server = TeamServer(root, port=port, pg_port=pg_port)
+    if action == "start":
+        uri = server.start()
+        print(f"mlflow-server: up at {uri} (PostgreSQL on 127.0.0.1:{pg_port}, state in "
+              f"{server.root})\n  export MLFLOW_TRACKING_URI={uri}")
+    elif action == "stop":
+        server.stop()
+        print(f"mlflow-server: stopped (data kept in {server.root})")
+    elif action == "status":
+        print(json.dumps(server.status(), indent=2))
+    elif action == "backup":
+        print(f"mlflow-server: backup in {server.backup(path)}")
+    else:
+        server.restore(path)
+        print(f"mlflow-server: restored from {path}")
 
 
 def run_stage(fn: Callable[..., Any], **kwargs: Any) -> None:

@@ -48,10 +48,66 @@ PIP_REQUIREMENTS = [
 ]
 
 
+def store_root(root: Path) -> Path:
+    """Where the local store lives: ``$DVC_ROOT`` when DVC runs the stage, else ``root``.
+
+    DVC sets ``DVC_ROOT`` for every stage command, and for ``dvc exp run --queue`` /
+    ``--temp`` points it at the parent repository rather than the executor's temporary
+    copy (dvc/repo/experiments/queue/base.py), so queued experiments log into the
+    project's own ``mlflow.db`` instead of one that is deleted with the copy.
+    """
+    return Path(os.environ.get("DVC_ROOT") or root)
+
+
 def tracking_uri(configured: str | None, root: Path) -> str:
-    """``$MLFLOW_TRACKING_URI`` > ``configured`` > ``sqlite:///<root>/mlflow.db``."""
+    """``$MLFLOW_TRACKING_URI`` > ``configured`` > ``sqlite:///<store root>/mlflow.db``
+    (:func:`store_root`)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or configured or \
-        f"sqlite:///{(root / 'mlflow.db').resolve()}"
+        f"sqlite:///{(store_root(root) / 'mlflow.db').resolve()}"
+
+
+#: MLflow's HTTP client retries a failed request 7 times with back-off (minutes) by
+#: default; a stage would sit silent that long on a server that is down. These defaults
+#: (used unless the variables are set) give up after about 15 s
+#: (mlflow.environment_variables: MLFLOW_HTTP_REQUEST_*).
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (HTTP/HTTPS) rather than a local store."""
+    return uri.startswith(("http://", "https://"))
+
+
+def check_reachable(uri: str, timeout_s: float = 5) -> None:
+    """Refuse, within seconds, a tracking server that does not answer ``/health``.
+
+    Local stores (``sqlite:``, paths) pass. Also sets :data:`HTTP_DEFAULTS`.
+
+    Raises:
+        TrackingUnavailable: one line naming ``uri``, how to start the project's server
+            and how to fall back to the local store.
+    """
+    if not is_remote(uri):
+        return
+    import requests
+
+    from actionrec.errors import TrackingUnavailable
+
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        answer = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+        if answer.ok:
+            return
+        reason = f"HTTP {answer.status_code} from /health"
+    except requests.RequestException as err:
+        reason = type(err).__name__
+    raise TrackingUnavailable(
+        f"the MLflow tracking server {uri} does not answer ({reason}): start it "
+        "(`make mlflow-server` for the project's own) or log to the local store instead "
+        "(unset MLFLOW_TRACKING_URI and set `mlflow.tracking_uri: null`)")
 
 
 def git_commit(root: Path) -> str:
@@ -78,10 +134,12 @@ def setup(uri: str, experiment: str, root: Path) -> str:
     """
     import mlflow
 
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
-        location = (root / "mlruns").resolve().as_uri() if uri.startswith("sqlite") else None
+        location = ((store_root(root) / "mlruns").resolve().as_uri()
+                    if uri.startswith("sqlite") else None)
         experiment_id = mlflow.create_experiment(experiment, artifact_location=location,
                                                  tags=dict([EXPERIMENT_KIND_TAG]))
     else:
@@ -245,26 +303,57 @@ def training_run(arch: str, run_id: str | None, tags: dict[str, str],
         from mlflow.system_metrics import set_system_metrics_sampling_interval
 
         set_system_metrics_sampling_interval(system_metrics_interval_s)
-    with _quiet_logger("mlflow.system_metrics"), mlflow.start_run(
-            run_id=run_id, run_name=None if run_id else arch, tags=tags,
-            log_system_metrics=system_metrics_interval_s > 0) as run:
-        yield run
+    with _quiet_logger("mlflow.system_metrics"):
+        run = mlflow.start_run(run_id=run_id, run_name=None if run_id else arch, tags=tags,
+                               log_system_metrics=system_metrics_interval_s > 0)
+        status = "FAILED"
+        try:
+            yield run
+            status = "FINISHED"
+        finally:
+            # With the server gone, ending the run fails too; the run is finished later
+            # by `actionrec track` (finish_run), so that failure is not the one to report.
+            # (end_run leaves the active run before it calls the server.)
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status)
+
+
+def metric_name(key: str) -> str:
+    """Keras' log key -> the metric name in MLflow: ``loss`` -> ``train_loss``,
+    ``val_loss`` and ``learning_rate`` unchanged."""
+    return key if key.startswith("val_") or key == "learning_rate" else f"train_{key}"
 
 
 class EpochMetrics(keras.callbacks.Callback):
     """Log every epoch's logs to the active MLflow run: ``loss`` -> ``train_loss``,
-    ``val_loss`` -> ``val_loss``, plus the optimizer's ``learning_rate``; step = epoch."""
+    ``val_loss`` -> ``val_loss``, plus the optimizer's ``learning_rate``; step = epoch.
+
+    Best effort: when the tracking server stops answering, training goes on; one line says
+    so, later epochs are not sent, and :func:`finish_run` logs them from ``history.csv``.
+    """
+
+    def __init__(self, uri: str = "") -> None:
+        super().__init__()
+        self.uri = uri
+        self.lost: Exception | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import sys
+
         import mlflow
 
-        metrics = {}
-        for k, v in (logs or {}).items():
-            name = k if k.startswith("val_") or k == "learning_rate" else f"train_{k}"
-            metrics[name] = float(v)
+        if self.lost is not None:
+            return
+        metrics = {metric_name(k): float(v) for k, v in (logs or {}).items()}
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(
             self.model.optimizer.learning_rate))
-        mlflow.log_metrics(metrics, step=epoch)
+        try:
+            mlflow.log_metrics(metrics, step=epoch)
+        except Exception as err:  # noqa: BLE001 (any failure of the tracking call)
+            self.lost = err
+            print(f"warning: the MLflow tracking server {self.uri} stopped answering at epoch "
+                  f"{epoch + 1} ({type(err).__name__}); training goes on and its epochs are "
+                  "logged when the run is finished", file=sys.stderr, flush=True)
 
 
 def log_model(model_path: Path, meta_path: Path, example: np.ndarray, probs: np.ndarray,
@@ -353,3 +442,139 @@ def set_champion(best: str, runs: dict[str, dict[str, Any]]) -> str | None:
                 client.delete_registered_model_alias(other["registered_model"], CHAMPION_ALIAS)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
     return f"models:/{name}@{CHAMPION_ALIAS}"
+
+
+#: A trained model's run that is not (completely) in MLflow yet: written into the model
+#: folder before the final logging, removed once :func:`finish_run` has logged it.
+PENDING_FILE = "mlflow_pending.json"
+EXAMPLE_FILE = "mlflow_example.npz"
+
+
+def write_pending(model_dir: Path, *, uri: str, experiment: str, run_id: str | None,
+                  arch: str, registered: str | None, params: dict[str, Any],
+                  tags: dict[str, str], inputs: dict[str, Any] | None,
+                  example: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    """Record everything :func:`finish_run` needs to log a trained model's run.
+
+    Args:
+        example: the model's input example, ``(1, T, S, S, 3)`` uint8.
+        probs: its predicted probabilities, ``(1, num_classes)`` float32.
+        inputs: :func:`log_data_inputs` keyword arguments (paths as strings), or ``None``.
+    """
+    from actionrec.io import atomic_open, write_json
+
+    with atomic_open(model_dir / EXAMPLE_FILE, "wb") as fh:
+        np.savez(fh, example=example, probs=probs)
+    write_json(model_dir / PENDING_FILE, {
+        "tracking_uri": uri, "experiment": experiment, "run_id": run_id, "arch": arch,
+        "registered_model": registered, "params": {k: str(v) for k, v in params.items()},
+        "tags": tags, "inputs": inputs, "classes": classes})
+
+
+@contextlib.contextmanager
+def _run_context(run_id: str):
+    """The run ``run_id`` as MLflow's active run: the one already active, else resumed."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        yield active
+    else:
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+
+
+def finish_run(model_dir: Path, uri: str | None = None, root: Path = Path(".")) -> dict[str, Any]:
+    """Log a trained model's run from its folder; what the server already has is kept.
+
+    Used at the end of training and by ``actionrec track models/<arch>`` after the
+    tracking server was away: creates the run if it never started, logs the params and
+    the epochs of ``history.csv`` that the run lacks (step = epoch), its datasets if it
+    has none, the model (registered as ``actionrec-<arch>``) and ``history.csv``; marks
+    the run FINISHED; writes ``mlflow_run.json`` and removes the pending record.
+
+    Args:
+        model_dir: ``models/<arch>`` holding :data:`PENDING_FILE` and :data:`EXAMPLE_FILE`.
+        uri: the tracking URI (default: the one recorded at training time).
+
+    Returns:
+        The ``mlflow_run.json`` content.
+
+    Raises:
+        TrackingUnavailable: the server does not answer (nothing in ``model_dir`` is lost).
+        ActionrecError: ``model_dir`` has no pending run.
+    """
+    import time
+
+    import mlflow
+    import requests
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+
+    from actionrec.errors import ActionrecError, TrackingUnavailable
+    from actionrec.io import write_json
+
+    model_dir = Path(model_dir)
+    pending = model_dir / PENDING_FILE
+    if not pending.exists():
+        done = model_dir / "mlflow_run.json"
+        raise ActionrecError(f"{model_dir} has no run waiting to be logged ("
+                             + (f"it is logged: {done}" if done.exists() else
+                                "no trained model there") + ")")
+    rec = json.loads(pending.read_text())
+    uri = uri or rec["tracking_uri"]
+    try:
+        check_reachable(uri)
+    except TrackingUnavailable as err:
+        raise TrackingUnavailable(f"{err}; {model_dir} is complete and nothing is lost: once "
+                                  f"the server is back, `actionrec track {model_dir}` logs the "
+                                  "run without training again") from None
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    try:
+        run_id = rec["run_id"]
+        if run_id is None:
+            experiment_id = setup(uri, rec["experiment"], root)
+            run_id = client.create_run(experiment_id, tags=rec["tags"],
+                                       run_name=rec["arch"]).info.run_id
+        run = client.get_run(run_id)
+        params = [Param(k, v) for k, v in rec["params"].items() if k not in run.data.params]
+        for i in range(0, len(params), 100):
+            client.log_batch(run_id, params=params[i:i + 100])
+        hist = pd.read_csv(model_dir / "history.csv")
+        now = int(time.time() * 1000)
+        metrics = []
+        for column in hist.columns.drop("epoch"):
+            key = metric_name(column)
+            have = {m.step for m in client.get_metric_history(run_id, key)}
+            metrics += [Metric(key, float(v), now, int(e))
+                        for e, v in zip(hist["epoch"], hist[column], strict=True)
+                        if int(e) not in have and pd.notna(v)]
+        for i in range(0, len(metrics), 1000):
+            client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        with np.load(model_dir / EXAMPLE_FILE) as arrays:
+            example, probs = arrays["example"], arrays["probs"]
+        with _run_context(run_id):
+            if rec["inputs"] and not run.inputs.dataset_inputs:
+                inputs = dict(rec["inputs"])
+                log_data_inputs(Path(inputs.pop("manifest")), inputs.pop("splits"),
+                                Path(inputs["store"]) if inputs.get("store") else None,
+                                root=root)
+            info = log_model(model_dir / "model.keras", model_dir / "meta.json", example, probs,
+                             rec["classes"], rec["registered_model"])
+            mlflow.log_artifact(str(model_dir / "history.csv"))
+        client.set_terminated(run_id, "FINISHED")
+    except (MlflowException, requests.RequestException) as err:
+        raise TrackingUnavailable(
+            f"the MLflow tracking server {uri} failed while the run was logged "
+            f"({type(err).__name__}: {str(err)[:300]}); {model_dir} is complete and nothing is "
+            f"lost: once the server is back, `actionrec track {model_dir}` logs the run "
+            "without training again") from None
+    result = {"run_id": run_id, "experiment": rec["experiment"], "model_uri": info.model_uri,
+              "registered_model": rec["registered_model"],
+              "registered_version": getattr(info, "registered_model_version", None)}
+    write_json(model_dir / "mlflow_run.json", result)
+    pending.unlink()
+    (model_dir / EXAMPLE_FILE).unlink(missing_ok=True)
+    return result

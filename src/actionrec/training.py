@@ -18,7 +18,9 @@ two runs with the same params give the same weights and the same test metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,55 @@ def compile_model(model: keras.Model, learning_rate: float, beta_1: float, beta_
             keras.metrics.F1Score(average="macro", name="macro_f1"),
         ],
     )
+
+
+@dataclass
+class Distribution:
+    """How training spreads over the local devices (:func:`distribution`)."""
+
+    replicas: int = 1
+    description: str = "one device"
+    strategy: Any = None  # tf.distribute.Strategy under TensorFlow, else None
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Where the model and its optimizer must be built (TensorFlow's strategy scope)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+def distribution(setting: str) -> Distribution:
+    """Data-parallel training over every local accelerator, when there are two or more.
+
+    ``setting`` is ``train.distribute``: ``"none"`` keeps one device; ``"auto"`` uses
+    Keras' distribution API under JAX (``keras.distribution.DataParallel`` over
+    ``keras.distribution.list_devices()``, set globally) and
+    ``tf.distribute.MirroredStrategy`` under TensorFlow (over the GPUs, else over the
+    logical CPU devices when a program configured several). Each replica takes an equal
+    slice of the global batch; gradients are averaged across replicas (Keras docs,
+    "Distributed training with Keras 3"; TensorFlow guide, "Distributed training").
+    """
+    if setting == "none":
+        return Distribution()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        if len(devices) < 2:
+            return Distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return Distribution(len(devices), f"keras.distribution.DataParallel over {len(devices)} "
+                                          f"{devices[0].split(':')[0]} devices")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("GPU")
+        if len(devices) < 2:
+            devices = tf.config.list_logical_devices("CPU")
+        if len(devices) < 2:
+            return Distribution()
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+        return Distribution(strategy.num_replicas_in_sync,
+                            f"tf.distribute.MirroredStrategy over {len(devices)} "
+                            f"{devices[0].device_type} devices", strategy)
+    return Distribution()
 
 
 @dataclass
@@ -134,6 +185,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     """
     from actionrec import tracking
 
+    uri = tracking.tracking_uri(params.mlflow.tracking_uri, root)
+    tracking.check_reachable(uri)  # a server that is down fails here, before any work
     arch = get_architecture(name)
     s = params.models.get(name)
     t, c = params.frames.sequence_length, len(classes)
@@ -143,19 +196,25 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     out_dir.mkdir(parents=True, exist_ok=True)
 
     set_determinism(params.seed)
-    if uses_features:
-        data = _feature_data(features_root / name, frames, c)
-        model = build_feature_head(arch, s, c, t, *data.train[0])
-        lr, batch = s.learning_rate, s.batch_size
-    else:
-        augment = ClipAugmenter(s.augment.flip, s.augment.translation, s.augment.zoom)
-        data = _frame_data(frames, c, s.batch_size, params.seed, augment)
-        model = arch.build(s, c, t)
-        fine_tune = arch.backbone is not None
-        lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
-        batch = None
-    keras.utils.set_random_seed(params.seed)
-    compile_model(model, lr, s.beta_1, s.beta_2, c)
+    spread = distribution(params.train.distribute)
+    global_batch = s.batch_size * spread.replicas
+    if spread.replicas > 1:
+        print(f"train@{name}: data-parallel, {spread.description}; global batch "
+              f"{global_batch} ({s.batch_size} per device)", flush=True)
+    with spread.scope():
+        if uses_features:
+            data = _feature_data(features_root / name, frames, c)
+            model = build_feature_head(arch, s, c, t, *data.train[0])
+            lr, batch = s.learning_rate, global_batch
+        else:
+            augment = ClipAugmenter(s.augment.flip, s.augment.translation, s.augment.zoom)
+            data = _frame_data(frames, c, global_batch, params.seed, augment)
+            model = arch.build(s, c, t)
+            fine_tune = arch.backbone is not None
+            lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
+            batch = None
+        keras.utils.set_random_seed(params.seed)
+        compile_model(model, lr, s.beta_1, s.beta_2, c)
 
     monitor = "val_loss" if data.val is not None else "loss"
     best = work_dir / "best.weights.h5"
@@ -163,7 +222,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     # between repeats that epoch on resume (the duplicate row is dropped at the end),
     # it never loses one.
     callbacks = [
-        tracking.EpochMetrics(),
+        tracking.EpochMetrics(uri),
         keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
                                           patience=s.reduce_lr_patience,
@@ -178,31 +237,36 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     if isinstance(data.train, FrameSequence):
         callbacks.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
 
-    tracking.setup(tracking.tracking_uri(params.mlflow.tracking_uri, root),
-                   params.experiment_name(), root)
+    tracking.setup(uri, params.experiment_name(), root)
     run_file = work_dir / "mlflow_run_id"
     run_id = run_file.read_text().strip() if run_file.exists() else None
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
             "git_commit": tracking.git_commit(root), "design": arch.design}
+    if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run`: the experiment's name in `dvc exp show`
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     with tracking.training_run(name, run_id, tags,
                                params.mlflow.system_metrics_interval_s) as run:
         run_file.write_text(run.info.run_id)
         import mlflow
 
+        store = features_root / name if uses_features else frames
+        inputs = None if manifest is None else {
+            "manifest": str(manifest), "splits": ["train", "val"] if data.n_val else ["train"],
+            "store": str(store)}
+        run_params = {
+            **tracking.flatten("model", s.model_dump(mode="json")),
+            **tracking.flatten("frames", params.frames.model_dump(mode="json")),
+            "architecture": name, "seed": params.seed, "num_classes": c,
+            "classes": ",".join(classes), "n_train": data.n_train, "n_val": data.n_val,
+            "trains_on": "features" if uses_features else "frames",
+            "data.source": params.data.source, "data.split": params.data.split,
+            "profile": params.profile, "train.distribute": params.train.distribute,
+            "replicas": spread.replicas, "global_batch_size": global_batch,
+        }
         if run_id is None:
-            if manifest is not None:
-                tracking.log_data_inputs(manifest, ["train", "val"] if data.n_val else ["train"],
-                                         features_root / name if uses_features else frames,
-                                         root=root)
-            mlflow.log_params({
-                **tracking.flatten("model", s.model_dump(mode="json")),
-                **tracking.flatten("frames", params.frames.model_dump(mode="json")),
-                "architecture": name, "seed": params.seed, "num_classes": c,
-                "classes": ",".join(classes), "n_train": data.n_train, "n_val": data.n_val,
-                "trains_on": "features" if uses_features else "frames",
-                "data.source": params.data.source, "data.split": params.data.split,
-                "profile": params.profile,
-            })
+            if inputs is not None:
+                tracking.log_data_inputs(manifest, inputs["splits"], store, root=root)
+            mlflow.log_params(run_params)
         x, y = (data.train if uses_features else (data.train, None))
         val = tuple(data.val) if uses_features and data.val is not None else data.val
         model.fit(x, y, batch_size=batch, epochs=s.epochs, validation_data=val,
@@ -210,7 +274,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         if best.exists():
             model.load_weights(str(best))
 
-        full = arch.build(s, c, t, head=model) if uses_features else model
+        with spread.scope():
+            full = arch.build(s, c, t, head=model) if uses_features else model
         model_path = out_dir / "model.keras"
         tmp = out_dir / ".model.tmp.keras"
         full.save(tmp)
@@ -230,18 +295,19 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             "parameters": int(full.count_params()),
         }
         write_json(out_dir / "meta.json", meta)
-        probs = full.predict(data.example_clip, verbose=0)
+        # One clip per replica: a data-parallel model splits the batch across them, and a
+        # replica handed no sample fails (the LSTM cell gets an empty batch).
+        probs = full.predict(np.repeat(data.example_clip, spread.replicas, axis=0),
+                             verbose=0)[:1]
         registered = f"{tracking.MODEL_PREFIX}{name}" if params.mlflow.register_models else None
-        info = tracking.log_model(model_path, out_dir / "meta.json", data.example_clip, probs,
-                                  classes, registered)
-        mlflow.log_artifact(str(out_dir / "history.csv"))
-        write_json(out_dir / "mlflow_run.json", {
-            "run_id": run.info.run_id, "experiment": params.experiment_name(),
-            "model_uri": info.model_uri,
-            "registered_model": registered,
-            "registered_version": getattr(info, "registered_model_version", None),
-        })
-    shutil.rmtree(work_dir, ignore_errors=True)
+        # Everything the run needs is on disk before the final logging: with the server
+        # gone, `actionrec track <out_dir>` logs it later without training again.
+        tracking.write_pending(out_dir, uri=uri, experiment=params.experiment_name(),
+                               run_id=run.info.run_id, arch=name, registered=registered,
+                               params=run_params, tags=tags, inputs=inputs,
+                               example=data.example_clip, probs=probs, classes=classes)
+        shutil.rmtree(work_dir, ignore_errors=True)  # training is done; never repeat it
+        tracking.finish_run(out_dir, uri, root)
     return meta
 
 

@@ -1,0 +1,250 @@
+"""A team's MLflow tracking server: ``mlflow server`` on a PostgreSQL backend store, with the
+artifacts (models, reports) served by the server itself, all on 127.0.0.1.
+
+Everything lives under one folder (default ``.mlflow-server/``, git-ignored):
+
+    pgdata/            the PostgreSQL cluster (``initdb``; password authentication,
+                       listening on 127.0.0.1 only)
+    artifacts/         what ``--serve-artifacts`` stores (``--artifacts-destination``)
+    credentials.json   the database user's generated password (mode 600)
+    mlflow.pid, *.log  the running server and the logs of both
+
+``make mlflow-server`` / ``make mlflow-stop`` call :meth:`TeamServer.start` /
+:meth:`TeamServer.stop` through ``actionrec mlflow-server``. PostgreSQL refuses to run
+as root; as root its programs run as the ``postgres`` user that Debian's package makes.
+Sources: PostgreSQL 15 docs (``initdb``, ``pg_ctl``, ``pg_dump``/``pg_restore``), MLflow
+docs "MLflow Tracking Server" (``--backend-store-uri``, ``--serve-artifacts``).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from actionrec.errors import ActionrecError
+
+HOST = "127.0.0.1"
+DB_NAME = DB_USER = "mlflow"
+
+
+class ServerError(ActionrecError):
+    """The tracking server or its database could not be started, stopped or backed up."""
+
+
+def postgres_bin() -> Path:
+    """The folder holding ``initdb``, ``pg_ctl`` and ``pg_dump``: on ``PATH``, else Debian's
+    ``/usr/lib/postgresql/<version>/bin`` (the newest).
+
+    Raises:
+        ServerError: PostgreSQL is not installed (says how to install it).
+    """
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                      key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    if versions:
+        return Path(versions[-1]).parent
+    raise ServerError("PostgreSQL is not installed: run `bash scripts/bootstrap.sh --server` "
+                      "(Debian/Ubuntu: apt-get install postgresql)")
+
+
+class TeamServer:
+    """PostgreSQL + ``mlflow server`` under ``root``.
+
+    Args:
+        root: the state folder (created); must be reachable by the ``postgres`` user when
+            running as root.
+        port: the MLflow server's port (the tracking URI is ``http://127.0.0.1:<port>``).
+        pg_port: PostgreSQL's port on 127.0.0.1.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] = ".mlflow-server", port: int = 5000,
+                 pg_port: int = 5433):
+        self.root = Path(root).absolute()
+        self.port, self.pg_port = port, pg_port
+        self.pgdata = self.root / "pgdata"
+        self.artifacts = self.root / "artifacts"
+        self.pid_file = self.root / "mlflow.pid"
+        self._proc: subprocess.Popen | None = None
+
+    # ---------------------------------------------------------------- addresses
+    @property
+    def tracking_uri(self) -> str:
+        """What ``MLFLOW_TRACKING_URI`` is set to for this server."""
+        return f"http://{HOST}:{self.port}"
+
+    def backend_uri(self) -> str:
+        """The SQLAlchemy URI of the backend store (holds the password: not for printing)."""
+        return (f"postgresql://{DB_USER}:{self._password()}@{HOST}:{self.pg_port}/{DB_NAME}")
+
+    def _password(self) -> str:
+        return json.loads((self.root / "credentials.json").read_text())["password"]
+
+    # ---------------------------------------------------------------- postgres
+    def _as_postgres(self) -> list[str]:
+        return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _pg(self, program: str, *args: str, check: bool = True,
+            as_owner: bool = True) -> subprocess.CompletedProcess:
+        cmd = [*(self._as_postgres() if as_owner else []), str(postgres_bin() / program), *args]
+        env = {**os.environ, "PGPASSWORD": self._password()} if (
+            self.root / "credentials.json").exists() else dict(os.environ)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if check and proc.returncode != 0:
+            raise ServerError(f"{program} failed ({proc.returncode}): "
+                              f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
+        return proc
+
+    def _initdb(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        creds = self.root / "credentials.json"
+        if not creds.exists():
+            creds.write_text(json.dumps({"user": DB_USER, "password": secrets.token_urlsafe(24)}))
+            creds.chmod(0o600)
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        pwfile = self.pgdata.parent / ".pwfile"
+        pwfile.write_text(self._password() + "\n")
+        try:
+            if os.geteuid() == 0:
+                for path in (self.pgdata, pwfile):
+                    shutil.chown(path, "postgres", "postgres")
+            self._pg("initdb", "-D", str(self.pgdata), "-U", DB_USER, f"--pwfile={pwfile}",
+                     "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
+        except PermissionError as err:
+            raise ServerError(f"cannot hand {self.pgdata} to the postgres user ({err})") from None
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def postgres_running(self) -> bool:
+        return self.pgdata.is_dir() and self._pg("pg_ctl", "-D", str(self.pgdata), "status",
+                                                 check=False).returncode == 0
+
+    def _start_postgres(self) -> None:
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        if not self.postgres_running():
+            self._pg("pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "postgres.log"),
+                     "-w", "-t", "60", "-o",
+                     f"-p {self.pg_port} -k {self.pgdata} -c listen_addresses={HOST}", "start")
+        listed = self._pg("psql", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, "-d",
+                          "postgres", "-tAc",
+                          f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'",
+                          as_owner=False).stdout.strip()
+        if listed != "1":
+            self._pg("createdb", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, DB_NAME,
+                     as_owner=False)
+
+    # ---------------------------------------------------------------- mlflow
+    def mlflow_pid(self) -> int | None:
+        """The running server's process id (its process group), else ``None``."""
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def healthy(self, timeout: float = 2) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.tracking_uri}/health", timeout=timeout).ok
+        except requests.RequestException:
+            return False
+
+    def start(self, wait_s: float = 180) -> str:
+        """Start PostgreSQL (creating the cluster and database the first time) and the
+        MLflow server; return the tracking URI once ``/health`` answers.
+
+        Raises:
+            ServerError: a program failed, or the server did not come up (log tail shown).
+        """
+        self._start_postgres()
+        if self.mlflow_pid() is None:
+            if self.healthy():
+                raise ServerError(f"port {self.port} already serves another MLflow server; "
+                                  "stop it or pick another port (--port)")
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            log = open(self.root / "mlflow.log", "a")  # noqa: SIM115 (the child keeps it)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                 self.backend_uri(), "--serve-artifacts", "--artifacts-destination",
+                 str(self.artifacts), "--host", HOST, "--port", str(self.port),
+                 "--workers", "2"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+            log.close()
+            self._proc = proc
+            self.pid_file.write_text(str(proc.pid))
+            deadline = time.monotonic() + wait_s
+            while not self.healthy():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self._kill_mlflow()
+                    tail = (self.root / "mlflow.log").read_text()[-2000:]
+                    raise ServerError(f"mlflow server did not come up on {self.tracking_uri}; "
+                                      f"the end of {self.root / 'mlflow.log'}:\n{tail}")
+                time.sleep(0.5)
+        return self.tracking_uri
+
+    def _kill_mlflow(self) -> None:
+        pid = self.mlflow_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(60):
+                if self._proc is not None and self._proc.poll() is not None:
+                    break  # started here: reaped, so it leaves no zombie
+                time.sleep(0.5)
+                os.killpg(pid, 0)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Stop the MLflow server (its whole process group) and PostgreSQL; data is kept."""
+        self._kill_mlflow()
+        if self.postgres_running():
+            self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def status(self) -> dict[str, object]:
+        return {"tracking_uri": self.tracking_uri, "mlflow_pid": self.mlflow_pid(),
+                "healthy": self.healthy(), "postgres": self.postgres_running(),
+                "root": str(self.root)}
+
+    # ---------------------------------------------------------------- backup
+    def backup(self, out: str | os.PathLike[str]) -> Path:
+        """``out/mlflow.pgdump`` (``pg_dump -Fc`` of the runs, metrics, registry) and
+        ``out/artifacts/`` (a copy of the served artifacts). PostgreSQL must be running."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self._pg("pg_dump", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, "-Fc",
+                 "-f", str(out / "mlflow.pgdump"), DB_NAME, as_owner=False)
+        shutil.copytree(self.artifacts, out / "artifacts", dirs_exist_ok=True)
+        return out
+
+    def restore(self, backup: str | os.PathLike[str]) -> None:
+        """Load a :meth:`backup` into this server's database (replacing what is there) and
+        copy its artifacts back. Start PostgreSQL first (``start``)."""
+        backup = Path(backup)
+        if not (backup / "mlflow.pgdump").is_file():
+            raise ServerError(f"{backup} holds no mlflow.pgdump (made by `backup`)")
+        self._pg("pg_restore", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, "-d",
+                 DB_NAME, "--clean", "--if-exists", "--no-owner", str(backup / "mlflow.pgdump"),
+                 as_owner=False)
+        shutil.copytree(backup / "artifacts", self.artifacts, dirs_exist_ok=True)

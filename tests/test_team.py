@@ -1,0 +1,321 @@
+"""Team scale: a real ``mlflow server`` on a real PostgreSQL (initdb + pg_ctl on free
+127.0.0.1 ports in a temporary folder), a tracking server that goes away, ``actionrec
+track``. Skipped with the reason where PostgreSQL's programs are absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actionrec.errors import ActionrecError
+from tests.conftest import free_port, run_cmd
+
+
+def _postgres_or_skip() -> None:
+    from actionrec.server import postgres_bin
+
+    try:
+        postgres_bin()
+    except ActionrecError as err:
+        pytest.skip(str(err))
+    if os.geteuid() == 0 and (shutil.which("runuser") is None or subprocess.run(
+            ["id", "postgres"], capture_output=True).returncode != 0):
+        pytest.skip("running as root needs the postgres user and runuser to start PostgreSQL")
+
+
+@pytest.fixture(scope="module")
+def team_server() -> Iterator[object]:
+    """PostgreSQL + ``mlflow server`` (served artifacts) in a folder the postgres user can
+    reach (``/tmp``, not pytest's private tmp), stopped and removed afterwards."""
+    _postgres_or_skip()
+    from actionrec.server import TeamServer
+
+    root = Path(tempfile.mkdtemp(prefix="actionrec-team-"))
+    root.chmod(0o755)
+    server = TeamServer(root / "state", port=free_port(), pg_port=free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _project(tiny_run: Path, dst: Path, epochs: int | None, uri: str | None) -> Path:
+    """A minimal project for ``train@lrcn``: the tiny run's params (LRCN's epochs set to
+    ``epochs``, early stopping off, ``mlflow.tracking_uri: uri``), manifest, classes and
+    the frame store LRCN reads."""
+    (dst / "data" / "frames").mkdir(parents=True)
+    for name in ("classes.json", "manifest.csv"):
+        shutil.copy(tiny_run / "data" / name, dst / "data" / name)
+    raw = yaml.safe_load((tiny_run / "params.yaml").read_text())
+    lrcn = raw["models"]["lrcn"]
+    if epochs is not None:
+        lrcn["epochs"], lrcn["early_stopping_patience"] = epochs, epochs
+    raw["mlflow"]["tracking_uri"] = uri
+    size = str(lrcn["image_size"])
+    shutil.copytree(tiny_run / "data" / "frames" / size, dst / "data" / "frames" / size)
+    (dst / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return dst
+
+
+def _train(project: Path, **kw) -> subprocess.CompletedProcess:
+    return run_cmd(["actionrec", "train", "lrcn"], cwd=project, **kw)
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def test_unreachable_server_fails_within_seconds_before_training(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw["mlflow"]["tracking_uri"] = uri
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    start = time.monotonic()
+    proc = _train(tmp_path, check=False, timeout=120)
+    assert proc.returncode == 1
+    assert time.monotonic() - start < 60  # the interpreter and TensorFlow start included
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: the MLflow tracking server {uri} does not answer")
+    assert "make mlflow-server" in lines[-1] and "mlflow.tracking_uri: null" in lines[-1]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, tiny_run,
+                                                                 tmp_path):
+    from actionrec import tracking
+
+    uri = team_server.tracking_uri
+    project = _project(tiny_run, tmp_path / "project", epochs=3, uri=uri)
+    _train(project)
+    run_info = json.loads((project / "models" / "lrcn" / "mlflow_run.json").read_text())
+    history = (project / "models" / "lrcn" / "history.csv").read_text().splitlines()
+
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    assert tracking.set_champion("lrcn", {"lrcn": run_info}) == \
+        "models:/actionrec-lrcn@champion"
+
+    def read_back() -> None:
+        client = _client(uri)
+        run = client.get_run(run_info["run_id"])
+        assert run.info.status == "FINISHED"
+        assert run.data.params["architecture"] == "lrcn"
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == \
+            len(history) - 1
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {"manifest:train"}
+        version = client.get_model_version_by_alias("actionrec-lrcn", "champion")
+        assert version.version == str(run_info["registered_version"])
+        assert version.run_id == run.info.run_id
+
+    read_back()
+    team_server.stop()
+    assert not team_server.healthy() and not team_server.postgres_running()
+    team_server.start()
+    read_back()
+    # The registry alias resolves through the server, artifacts included.
+    proc = run_cmd(["actionrec", "predict", str(next((tiny_run / "data" / "raw").rglob("*.avi"))),
+                    "--model", "models:/actionrec-lrcn@champion", "--json",
+                    "--tracking-uri", uri], cwd=project)
+    answer = json.loads(proc.stdout)
+    assert answer["architecture"] == "lrcn" and answer["results"][0]["ok"]
+
+
+@pytest.mark.slow
+def test_backup_and_restore_bring_the_runs_back(team_server, tmp_path):
+    from actionrec.server import TeamServer
+
+    client = _client(team_server.tracking_uri)
+    experiment = client.create_experiment(f"backup-{time.time_ns()}")
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "m", 0.5)
+    team_server.backup(tmp_path / "backup")
+    assert (tmp_path / "backup" / "mlflow.pgdump").stat().st_size > 0
+    # A second, empty server restores the backup.
+    root = Path(tempfile.mkdtemp(prefix="actionrec-restore-"))
+    root.chmod(0o755)
+    other = TeamServer(root / "state", port=free_port(), pg_port=free_port())
+    try:
+        other.start()
+        other.restore(tmp_path / "backup")
+        restored = _client(other.tracking_uri).get_run(run.info.run_id)
+        assert restored.data.metrics["m"] == 0.5
+    finally:
+        other.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_server,
+                                                                          tiny_run, tmp_path):
+    uri = team_server.tracking_uri
+    project = _project(tiny_run, tmp_path / "project", epochs=8, uri=uri)
+    env = {**os.environ,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    log = open(tmp_path / "train.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        client = _client(uri)
+        deadline = time.monotonic() + 600
+        while True:  # wait for the first epoch on the server, then take the server away
+            assert proc.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            runs = client.search_runs(
+                [e.experiment_id for e in client.search_experiments()],
+                filter_string="tags.architecture = 'lrcn' and attributes.status = 'RUNNING'")
+            if runs and client.get_metric_history(runs[0].info.run_id, "train_loss"):
+                run_id = runs[0].info.run_id
+                break
+            time.sleep(0.5)
+        team_server.stop()
+        assert proc.wait(timeout=900) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    out = (tmp_path / "train.log").read_text()
+    assert "stopped answering at epoch" in out
+    last = [line for line in out.splitlines() if line.startswith("error:")][-1]
+    assert uri in last and "actionrec track models/lrcn" in last
+    model_dir = project / "models" / "lrcn"
+    for name in ("model.keras", "history.csv", "meta.json", "mlflow_pending.json"):
+        assert (model_dir / name).is_file(), name
+    assert not (model_dir / "mlflow_run.json").exists()
+    epochs = len((model_dir / "history.csv").read_text().splitlines()) - 1
+    assert epochs == 8
+
+    team_server.start()
+    done = run_cmd(["actionrec", "track", "models/lrcn"], cwd=project)
+    assert f"logged as run {run_id}" in done.stdout and "dvc commit train@lrcn" in done.stdout
+    run = _client(uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in _client(uri).get_metric_history(run_id, "train_loss")]
+    assert sorted(steps) == list(range(epochs))  # every epoch once, none repeated
+    info = json.loads((model_dir / "mlflow_run.json").read_text())
+    assert info["run_id"] == run_id and info["registered_version"] is not None
+    assert not (model_dir / "mlflow_pending.json").exists()
+    again = run_cmd(["actionrec", "track", "models/lrcn"], cwd=project, check=False)
+    assert again.returncode == 1 and "it is logged" in again.stderr
+
+
+def _results_clone(tiny_run: Path, dst: Path) -> Path:
+    """A git clone of the tiny run with its results committed (params, ``dvc.lock``, the
+    uncached reports) and its DVC cache hard-linked in (read-only files, so the tiny run
+    is not touched): what a teammate has after running the pipeline."""
+    run_cmd(["git", "clone", "-q", str(tiny_run), str(dst)], cwd=dst.parent)
+    for name in ("params.yaml", "dvc.lock"):
+        shutil.copy(tiny_run / name, dst / name)
+    shutil.rmtree(dst / "reports", ignore_errors=True)
+    shutil.copytree(tiny_run / "reports", dst / "reports")
+    shutil.copytree(tiny_run / ".dvc" / "cache", dst / ".dvc" / "cache", copy_function=os.link)
+    run_cmd(["git", "add", "-A"], cwd=dst)
+    run_cmd(["git", "add", "-f", "reports", "dvc.lock"], cwd=dst)
+    run_cmd(["git", "commit", "-qm", "tiny run results"], cwd=dst)
+    return dst
+
+
+@pytest.mark.slow
+def test_dvc_remote_gives_a_fresh_clone_everything_with_no_stage_to_rerun(tiny_run, tmp_path):
+    mine = _results_clone(tiny_run, tmp_path / "mine")
+    remote = tmp_path / "shared-remote"
+    run_cmd(["dvc", "remote", "add", "-d", "shared", str(remote)], cwd=mine)
+    run_cmd(["dvc", "push"], cwd=mine)
+    run_cmd(["git", "commit", "-qam", "DVC remote"], cwd=mine)
+
+    theirs = tmp_path / "theirs"
+    run_cmd(["git", "clone", "-q", str(mine), str(theirs)], cwd=tmp_path)
+    assert not (theirs / "models").exists()
+    run_cmd(["dvc", "pull"], cwd=theirs)
+    assert "Data and pipelines are up to date" in run_cmd(["dvc", "status"], cwd=theirs).stdout
+    dry = run_cmd(["dvc", "repro", "--dry"], cwd=theirs).stdout
+    assert "Running stage" not in dry, dry
+    for path in ("models/lrcn/model.keras", "data/manifest.csv"):
+        assert (theirs / path).read_bytes() == (tiny_run / path).read_bytes()
+
+
+@pytest.mark.slow
+def test_queued_experiments_land_in_dvc_exp_show_and_in_mlflow(tiny_run, tmp_path):
+    repo = _results_clone(tiny_run, tmp_path / "repo")
+    names = {"lrcn-2-epochs": 2, "lrcn-3-epochs": 3}
+    for name, epochs in names.items():
+        run_cmd(["dvc", "exp", "run", "--queue", "-n", name, "-S",
+                 f"models.lrcn.epochs={epochs}", "train@lrcn"], cwd=repo)
+    run_cmd(["dvc", "queue", "start", "-j", "1"], cwd=repo)
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            status = run_cmd(["dvc", "queue", "status"], cwd=repo).stdout
+            if not any(word in status for word in ("Queued", "Running")):
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(3)
+    finally:
+        run_cmd(["dvc", "queue", "stop"], cwd=repo, check=False)
+    assert status.count("Success") == 2, status + run_cmd(
+        ["dvc", "queue", "logs", "lrcn-2-epochs"], cwd=repo, check=False).stdout[-3000:]
+    shown = json.loads(run_cmd(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
+    found = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                params = rev["data"]["params"]["params.yaml"]["data"]
+                found[rev.get("name") or exp.get("name")] = params["models"]["lrcn"]["epochs"]
+    assert {k: v for k, v in found.items() if k in names} == names, found
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string="tags.architecture = 'lrcn'")
+    logged = {r.data.tags.get("dvc_experiment"): int(r.data.params["model.epochs"])
+              for r in runs}
+    assert logged == names
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+#: ``actionrec`` with TensorFlow's one CPU split into two logical devices, as a machine with
+#: two accelerators would present them (tf.config.set_logical_device_configuration).
+TWO_DEVICES = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from actionrec.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_training_on_two_devices_matches_one_device(tiny_run, tmp_path):
+    project = _project(tiny_run, tmp_path / "project", epochs=None, uri=None)
+    proc = run_cmd([sys.executable, "-c", TWO_DEVICES, "train", "lrcn"], cwd=project)
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    batch = raw["models"]["lrcn"]["batch_size"]
+    assert (f"data-parallel, tf.distribute.MirroredStrategy over 2 CPU devices; global batch "
+            f"{2 * batch} ({batch} per device)") in proc.stdout + proc.stderr
+    run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project)  # loads the saved model
+    mine = json.loads((project / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())
+    single = json.loads((tiny_run / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())
+    gate = raw["gate"]
+    metrics = gate["metrics"] if isinstance(gate["metrics"], list) else \
+        gate["metrics"].get("lrcn", gate["metrics"]["default"])
+    for key in metrics:
+        assert mine[key] >= single[key] - gate["tolerance"], (key, mine[key], single[key])
