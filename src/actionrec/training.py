@@ -84,6 +84,13 @@ class Distribution:
         """Where the model and its optimizer must be built (TensorFlow's strategy scope)."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
+    def close(self) -> None:
+        """End JAX's global distribution once training is done: the saved model and MLflow's
+        check of its input example (one clip, which cannot be split over the devices) run
+        on one device."""
+        if self.replicas > 1 and keras.backend.backend() == "jax":
+            keras.distribution.set_distribution(None)
+
 
 def distribution(setting: str) -> Distribution:
     """Data-parallel training over every local accelerator, when there are two or more.
@@ -273,6 +280,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
                   callbacks=callbacks, shuffle=True, verbose=2 if progress else 0)
         if best.exists():
             model.load_weights(str(best))
+        spread.close()
 
         with spread.scope():
             full = arch.build(s, c, t, head=model) if uses_features else model
