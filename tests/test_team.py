@@ -104,7 +104,10 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
     uri = team_server.tracking_uri
     project = _project(tiny_run, tmp_path / "project", epochs=3, uri=uri)
     _train(project)
+    run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project)  # test metrics into the same run
     run_info = json.loads((project / "models" / "lrcn" / "mlflow_run.json").read_text())
+    test_top1 = json.loads(
+        (project / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())["top1_accuracy"]
     history = (project / "models" / "lrcn" / "history.csv").read_text().splitlines()
 
     import mlflow
@@ -118,6 +121,9 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
         run = client.get_run(run_info["run_id"])
         assert run.info.status == "FINISHED"
         assert run.data.params["architecture"] == "lrcn"
+        assert run.data.metrics["test_top1_accuracy"] == pytest.approx(test_top1)
+        assert "evaluation/metrics.json" in {
+            f.path for f in client.list_artifacts(run.info.run_id, "evaluation")}
         assert len(client.get_metric_history(run.info.run_id, "train_loss")) == \
             len(history) - 1
         assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {"manifest:train"}
