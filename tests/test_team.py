@@ -121,6 +121,7 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
         run = client.get_run(run_info["run_id"])
         assert run.info.status == "FINISHED"
         assert run.data.params["architecture"] == "lrcn"
+        assert run.data.tags["keras_backend"] == "tensorflow" and run.data.tags["devices"]
         assert run.data.metrics["test_top1_accuracy"] == pytest.approx(test_top1)
         assert "evaluation/metrics.json" in {
             f.path for f in client.list_artifacts(run.info.run_id, "evaluation")}
@@ -340,5 +341,6 @@ def test_data_parallel_training_under_jax_on_two_host_devices(tiny_run, tmp_path
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=env)
     assert "data-parallel, keras.distribution.DataParallel over 2 cpu devices" in proc.stdout
+    assert "train@lrcn: Keras" in proc.stderr and "backend jax" in proc.stderr
     # The saved model is backend-neutral: evaluated under TensorFlow, the default.
     _evaluate_within_the_gate_of_one_device(project, tiny_run)

@@ -68,6 +68,7 @@ def test_the_run_prints_its_own_lines_not_library_chatter(tiny):
     assert not [line for line in lines if line.startswith("WARNING")]
     assert "Add type hints" not in log and "system_metrics_monitor" not in log
     assert "train@lrcn: " in log and "Epoch 1/30" in log
+    assert "train@lrcn: Keras 3" in log and ", backend tensorflow 2." in log  # the runtime line
 
 
 def test_every_stage_ran_and_left_its_outputs(tiny):

@@ -20,6 +20,7 @@ from actionrec.config import load_params
 from actionrec.data.sources import LIST_DIR, VIDEO_DIR, prepare_raw
 from actionrec.errors import ActionrecError, ValidationFailed
 from actionrec.io import write_csv, write_json, write_text
+from actionrec.runtime import print_runtime
 
 
 def download(params: str, out: str, cache: str) -> Path:
@@ -96,7 +97,9 @@ def features(params: str, arch: str, frames: str, out: str) -> dict[str, Any]:
     cfg = load_params(params)
     s = cfg.models.get(arch)
     out_dir = Path(out)
-    if not s.trains_on_features:
+    if s.trains_on_features:
+        print_runtime(f"extract_features@{arch}")
+    else:
         out_dir.mkdir(parents=True, exist_ok=True)
         meta = {"architecture": arch, "backbone": None,
                 "note": "trains end to end on frames; no features to cache"}
@@ -118,6 +121,7 @@ def train(params: str, arch: str, classes: str, frames: str, features: str, out:
 
     cfg = load_params(params)
     tracking.check_reachable(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
+    print_runtime(f"train@{arch}")
     meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), Path(frames),
                               Path(features), Path(out), Path(work) / arch,
                               manifest=Path(manifest) if manifest else None)
@@ -144,6 +148,7 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
             f"`actionrec track {model}` logs it" if waiting else
             f"{model} holds no trained model: run `dvc repro train@{arch}` first")
     tracking.check_reachable(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
+    print_runtime(f"evaluate@{arch}")
     metrics = evaluate_architecture(arch, Path(model), Path(frames), Path(features),
                                     report_dir, e.top_k, e.latency_warmup, e.latency_runs)
     run = json.loads(run_file.read_text())
@@ -248,6 +253,7 @@ def predict(videos: list[str], model: str, top_k: int = 3, window: float | None 
     from actionrec import predict as pr
     from actionrec import tracking
 
+    print_runtime("predict")
     predictor = pr.load_predictor(model, tracking_uri or tracking.tracking_uri(None, Path(".")))
     paths, results = pr.find_videos(videos)
     results += [pr.predict_video(predictor, p, top_k, window, stride, fps) for p in paths]

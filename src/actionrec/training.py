@@ -43,6 +43,7 @@ from actionrec.data.frames import read_clip
 from actionrec.io import write_csv, write_json
 from actionrec.models import get_architecture
 from actionrec.models.heads import feature_stats
+from actionrec.runtime import runtime_info
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "macro_f1")
 
@@ -248,7 +249,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     run_file = work_dir / "mlflow_run_id"
     run_id = run_file.read_text().strip() if run_file.exists() else None
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
-            "git_commit": tracking.git_commit(root), "design": arch.design}
+            "git_commit": tracking.git_commit(root), "design": arch.design,
+            **runtime_info()}  # Keras version, backend and its version, devices
     if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run`: the experiment's name in `dvc exp show`
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
     with tracking.training_run(name, run_id, tags,
