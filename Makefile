@@ -8,8 +8,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup:  ## install system + Python dependencies into .venv
-	@bash scripts/bootstrap.sh
+setup:  ## install system + Python dependencies into .venv (GPU=1: CUDA builds of TF and JAX)
+	@GPU=$(GPU) bash scripts/bootstrap.sh
 
 pipeline: setup  ## the real run: `dvc repro` on UCF101 split 1, top-5 classes (downloads 6.5 GB)
 	dvc repro

@@ -6,6 +6,7 @@
 #   - with --server (`make mlflow-server`, `make test`): Debian's postgresql, the team
 #     MLflow server's backend store
 #   - .venv with the pinned Python dependencies and actionrec itself (editable)
+#   - with GPU=1 in the environment (`make setup GPU=1`): the CUDA builds of TensorFlow and JAX
 # Used by `make` (README) and by .ci/run. Re-installs Python packages when pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,4 +55,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
   touch "$stamp"
+fi
+
+# GPU=1 (`make setup GPU=1`): the CUDA builds of both Keras backends, same versions as
+# pyproject.toml's tensorflow and the dev extra's jax; they share NVIDIA's CUDA 12 wheels
+# (cuDNN, cuBLAS, NCCL), so no system CUDA is needed, only the NVIDIA driver.
+TF_CUDA="tensorflow[and-cuda]==2.21.0"
+JAX_CUDA="jax[cuda12]==0.10.2"
+gpu_stamp="$VENV/.actionrec-gpu-installed"
+if [ "${GPU:-0}" = 1 ] && { [ ! -f "$gpu_stamp" ] || [ pyproject.toml -nt "$gpu_stamp" ]; }; then
+  echo "bootstrap: installing the CUDA builds: $TF_CUDA $JAX_CUDA (about 3 GB)"
+  "$VENV/bin/python" -m pip install --quiet "$TF_CUDA" "$JAX_CUDA"
+  touch "$gpu_stamp"
 fi

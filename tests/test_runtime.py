@@ -32,3 +32,16 @@ def test_under_jax_the_line_names_jax_and_its_host_devices():
              "PATH": ""}, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == (f"evaluate@lrcn: Keras {keras.__version__}, backend jax "
                                    f"{jax.__version__}, devices cpu:0,cpu:1")
+
+
+def test_the_gpu_install_pins_the_versions_of_the_cpu_install():
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    pins = dict(d.replace("[cpu]", "").split("==") for d in
+                project["dependencies"] + project["optional-dependencies"]["dev"] if "==" in d)
+    boot = (repo / "scripts" / "bootstrap.sh").read_text()
+    assert f'TF_CUDA="tensorflow[and-cuda]=={pins["tensorflow"]}"' in boot
+    assert f'JAX_CUDA="jax[cuda12]=={pins["jax"]}"' in boot
