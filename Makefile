@@ -30,6 +30,8 @@ test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headle
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
 	pytest
+	@echo "== the model, augmentation and predict tests again under Keras' JAX backend (CPU)"
+	KERAS_BACKEND=jax pytest -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
 
 ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ + regression gate
 	bash ci/tiny_pipeline.sh
