@@ -68,11 +68,11 @@ def tracking_uri(configured: str | None, root: Path) -> str:
 
 #: MLflow's HTTP client retries a failed request 7 times with back-off (minutes) by
 #: default; a stage would sit silent that long on a server that is down. These defaults
-#: (used unless the variables are set) give up after about 15 s
-#: (mlflow.environment_variables: MLFLOW_HTTP_REQUEST_*).
+#: (used unless the variables are set) give up after about 15 s on a refused connection
+#: (mlflow.environment_variables: MLFLOW_HTTP_REQUEST_*). The per-request timeout stays
+#: MLflow's 120 s: a model upload of a few hundred MB needs it on a slow link.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def is_remote(uri: str) -> bool:
