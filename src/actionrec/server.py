@@ -57,6 +57,14 @@ def postgres_bin() -> Path:
                       "(Debian/Ubuntu: apt-get install postgresql)")
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` into a new file that only its owner can read (mode 600 from the start)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 class TeamServer:
     """PostgreSQL + ``mlflow server`` under ``root``.
 
@@ -108,11 +116,11 @@ class TeamServer:
         self.root.mkdir(parents=True, exist_ok=True)
         creds = self.root / "credentials.json"
         if not creds.exists():
-            creds.write_text(json.dumps({"user": DB_USER, "password": secrets.token_urlsafe(24)}))
-            creds.chmod(0o600)
+            _write_private(creds, json.dumps({"user": DB_USER,
+                                              "password": secrets.token_urlsafe(24)}))
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         pwfile = self.pgdata.parent / ".pwfile"
-        pwfile.write_text(self._password() + "\n")
+        _write_private(pwfile, self._password() + "\n")
         try:
             if os.geteuid() == 0:
                 for path in (self.pgdata, pwfile):
