@@ -193,8 +193,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     """
     from actionrec import tracking
 
+    # tracking.setup, below, refuses a server that is down (check_reachable) before fit;
+    # the `train` stage checks it before anything else is loaded.
     uri = tracking.tracking_uri(params.mlflow.tracking_uri, root)
-    tracking.check_reachable(uri)  # a server that is down fails here, before any work
     arch = get_architecture(name)
     s = params.models.get(name)
     t, c = params.frames.sequence_length, len(classes)
