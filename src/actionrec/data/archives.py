@@ -125,6 +125,12 @@ class _ReaderFailed(Exception):
         self.reader, self.message, self.checksum = reader, message, checksum
 
 
+def _encrypted(archive: Path, detail: str = "") -> ArchiveEncrypted:
+    """The one message for an archive that needs a password (``detail``: the readers' words)."""
+    return ArchiveEncrypted(f"{archive} is encrypted; a password is needed, which the pipeline "
+                            "does not support" + (f" ({detail})" if detail else ""))
+
+
 def _delete_hint(archive: Path) -> str:
     return f"Delete {archive} and run again to download it anew."
 
@@ -182,8 +188,7 @@ def _list_rar(archive: Path) -> Listing:
         fmt = f"{fmt} volume set of {len(volumes)} parts"
     listing = Listing(archive, fmt, volumes)
     if rf.needs_password():
-        raise ArchiveEncrypted(f"{archive} is encrypted; a password is needed, which the "
-                               "pipeline does not support")
+        raise _encrypted(archive)
     # RAR 2.9 and later end every volume with an end-of-archive block; one missing from
     # the last volume means the download stopped short (rarfile's strict mode catches
     # that for RAR5 only). RAR 1.5-2.x write none: there the data offsets below decide.
@@ -252,8 +257,7 @@ def _list_libarchive(archive: Path) -> Listing:
 def _raise_libarchive(archive: Path, err: Exception) -> None:
     text = str(err).split(" (errno=")[0]
     if re.search(r"ncrypt|assphrase|password", text):
-        raise ArchiveEncrypted(f"{archive} is encrypted; a password is needed, which the "
-                               f"pipeline does not support ({text})") from None
+        raise _encrypted(archive, text) from None
     raise ArchiveCorrupt(f"{archive} is corrupt or not an archive ({text}). "
                          + _delete_hint(archive)) from None
 
@@ -285,8 +289,7 @@ def check_listing(listing: Listing, dest: Path) -> None:
     """
     archive = listing.archive
     if any(m.encrypted for m in listing.members):
-        raise ArchiveEncrypted(f"{archive} is encrypted; a password is needed, which the "
-                               "pipeline does not support")
+        raise _encrypted(archive)
     for m in listing.members:
         try:
             member_path(dest, m.name)
@@ -472,8 +475,7 @@ def _failure(listing: Listing, failures: list[_ReaderFailed]) -> ArchiveError:
     archive = listing.archive
     said = "; ".join(str(f) for f in failures)
     if any(re.search(r"(?i)encrypt|passphrase|password", f.message) for f in failures):
-        return ArchiveEncrypted(f"{archive} is encrypted; a password is needed, which the "
-                                f"pipeline does not support ({said})")
+        return _encrypted(archive, said)
     if any(f.checksum for f in failures):
         return ArchiveCorrupt(f"{archive} is corrupt: its data fails its checksum ({said}). "
                               + _delete_hint(archive))
