@@ -1,5 +1,7 @@
 # Entry points of the README. Each target installs what it needs first (scripts/bootstrap.sh).
 VENV ?= .venv
+# test workers (pytest-xdist): two fill two cores; TEST_JOBS=0 runs the suite in one process
+TEST_JOBS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup pipeline demo profile test lint ci-pipeline baseline bench mlflow-server \
@@ -29,9 +31,9 @@ profile: setup  ## another profile in a scratch copy: make profile PROFILE=sampl
 test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headless Chromium)
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
-	pytest
+	pytest -n $(TEST_JOBS)
 	@echo "== the model, augmentation and predict tests again under Keras' JAX backend (CPU)"
-	KERAS_BACKEND=jax pytest -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
+	KERAS_BACKEND=jax pytest -n $(TEST_JOBS) -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
 
 ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ + regression gate
 	bash ci/tiny_pipeline.sh

@@ -136,18 +136,44 @@ def setup(uri: str, experiment: str, root: Path) -> str:
 
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is None:
-        location = ((store_root(root) / "mlruns").resolve().as_uri()
-                    if uri.startswith("sqlite") else None)
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location,
-                                                 tags=dict([EXPERIMENT_KIND_TAG]))
-    else:
-        experiment_id = found.experiment_id
-        if EXPERIMENT_KIND_TAG[0] not in found.tags:
-            mlflow.MlflowClient().set_experiment_tag(experiment_id, *EXPERIMENT_KIND_TAG)
+    with first_contact_lock(uri):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            location = ((store_root(root) / "mlruns").resolve().as_uri()
+                        if uri.startswith("sqlite") else None)
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=location,
+                                                     tags=dict([EXPERIMENT_KIND_TAG]))
+        else:
+            experiment_id = found.experiment_id
+            if EXPERIMENT_KIND_TAG[0] not in found.tags:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, *EXPERIMENT_KIND_TAG)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+@contextlib.contextmanager
+def first_contact_lock(uri: str):
+    """Hold an exclusive ``flock`` on ``<db>.lock`` beside a SQLite store (nothing for a
+    server, whose database serialises this itself).
+
+    Two stages started together on a new store (``dvc repro`` of two architectures side by
+    side, ``dvc queue start -j 2``) would otherwise both create its tables (MLflow's
+    migrations are not safe to run twice at once) or both create the experiment (the
+    second fails: the name is unique). Under the lock the second finds both done.
+    """
+    import fcntl
+
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ui_url(uri: str, configured: str) -> str:
