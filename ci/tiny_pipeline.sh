@@ -123,6 +123,7 @@ else
   # chain's output goes to logs/<arch>.log, added to pipeline.log in architecture order.
   dvc repro extract_frames 2>&1 | tee pipeline.log
   mkdir -p logs
+  # shellcheck disable=SC2329  # called by name through xargs' `bash -c`, below
   chain() {
     local arch=$1 t0 rc=0
     t0=$(date +%s)
@@ -139,10 +140,11 @@ else
     fi
   }
   export -f chain
-  archs=$(python -c 'from actionrec.config import ARCHITECTURES; print(*ARCHITECTURES)')
+  read -ra archs <<< "$(python -c 'from actionrec.config import ARCHITECTURES; print(*ARCHITECTURES)')"
   failed=0
-  printf '%s\n' $archs | xargs -P "$jobs" -I{} bash -c 'chain "$1"' _ {} || failed=1
-  for arch in $archs; do cat "logs/$arch.log"; done >> pipeline.log
+  # shellcheck disable=SC2016  # $1 is for the inner bash, not this one
+  printf '%s\n' "${archs[@]}" | xargs -P "$jobs" -I{} bash -c 'chain "$1"' _ {} || failed=1
+  for arch in "${archs[@]}"; do cat "logs/$arch.log"; done >> pipeline.log
   if [ "$failed" = 1 ]; then
     echo "error: an architecture's stages failed (above); logs in $work/logs/" \
       | tee -a pipeline.log >&2

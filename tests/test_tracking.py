@@ -10,6 +10,7 @@ import time
 #: ``tracking.setup`` (which creates the SQLite tables and the experiment if need be).
 _FIRST_CONTACT = """
 import sys, time
+from pathlib import Path
 from actionrec import tracking
 import mlflow  # imported before the signal, so that the processes reach the store together
 root, go = Path(sys.argv[1]), Path(sys.argv[2])
