@@ -1,7 +1,9 @@
 # Entry points of the README. Each target installs what it needs first (scripts/bootstrap.sh).
 VENV ?= .venv
-# test workers (pytest-xdist): two fill two cores; TEST_JOBS=0 runs the suite in one process
+# test workers (pytest-xdist): two fill two cores; TEST_JOBS=0 runs the suite in one process.
+# Tests go out two at a time, in the order tests/conftest.py sets (the tiny run first).
 TEST_JOBS ?= 2
+PYTEST_XDIST = -n $(TEST_JOBS) --maxschedchunk 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup pipeline demo profile test lint ci-pipeline baseline bench mlflow-server \
@@ -31,9 +33,9 @@ profile: setup  ## another profile in a scratch copy: make profile PROFILE=sampl
 test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headless Chromium)
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
-	pytest -n $(TEST_JOBS)
+	pytest $(PYTEST_XDIST)
 	@echo "== the model, augmentation and predict tests again under Keras' JAX backend (CPU)"
-	KERAS_BACKEND=jax pytest -n $(TEST_JOBS) -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
+	KERAS_BACKEND=jax pytest $(PYTEST_XDIST) -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
 
 ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ + regression gate
 	bash ci/tiny_pipeline.sh
