@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from actionrec.config import FrameSettings
-from actionrec.data.datasets import ClipAugmenter, FrameSequence, SyncEpoch, split_index
+from actionrec.data.datasets import FrameSequence, SyncEpoch, split_index
 from actionrec.data.frames import extract_frames
 from actionrec.data.splits import build_manifest
 from actionrec.data.validation import probe_videos
+from actionrec.models import get_architecture
+from actionrec.models.layers import ClipAugmentation
+from actionrec.training import RandomStateBackup
 
 SIZE = 32
 
@@ -35,9 +38,15 @@ def _batch(store: Path, n: int = 8) -> np.ndarray:
     return seq[0][0]
 
 
+def _augment(clips: np.ndarray, seed: int, **options) -> np.ndarray:
+    """What one training step's ClipAugmentation makes of ``clips``."""
+    out = ClipAugmentation(**options, seed=seed)(clips, training=True)
+    return keras.ops.convert_to_numpy(out)
+
+
 def test_flip_mirrors_whole_clips_or_leaves_them(store):
     clips = _batch(store)
-    out = ClipAugmenter(flip=True)(clips, seed=7)
+    out = _augment(clips, 7, flip=True)
     assert out.shape == clips.shape and out.dtype == np.uint8
     flipped = [np.array_equal(o, c[:, :, ::-1]) for o, c in zip(out, clips, strict=True)]
     kept = [np.array_equal(o, c) for o, c in zip(out, clips, strict=True)]
@@ -48,29 +57,104 @@ def test_flip_mirrors_whole_clips_or_leaves_them(store):
 def test_shift_and_zoom_move_every_frame_of_a_clip_alike(store):
     clips = _batch(store)
     still = np.repeat(clips[:, :1], clips.shape[1], axis=1)  # T copies of the first frame
-    out = ClipAugmenter(flip=True, translation=0.2, zoom=0.2)(still, seed=3)
+    out = _augment(still, 3, flip=True, translation=0.2, zoom=0.2)
     assert (out == out[:, :1]).all()  # one transform per clip, the same for all its frames
     changed = [not np.array_equal(o, c) for o, c in zip(out, still, strict=True)]
     assert sum(changed) >= 6  # 8 clips: a near-identity draw is rare
     # Real frames stay images of the same scene: most pixels move by little.
-    moved = np.abs(ClipAugmenter(translation=0.05)(clips, 0).astype(int) - clips).mean()
+    moved = np.abs(_augment(clips, 0, translation=0.05).astype(int) - clips).mean()
     assert 0 < moved < 40
 
 
-def test_augmentation_is_a_function_of_its_seed(store):
+def test_augmentation_is_a_function_of_its_seed_and_idle_in_inference(store):
     clips = _batch(store)
-    aug = ClipAugmenter(flip=True, translation=0.1, zoom=0.1)
-    assert np.array_equal(aug(clips, 11), aug(clips, 11))
-    assert not np.array_equal(aug(clips, 11), aug(clips, 12))
-    assert not ClipAugmenter() and ClipAugmenter()(clips, 1) is clips
+    options = {"flip": True, "translation": 0.1, "zoom": 0.1}
+    assert np.array_equal(_augment(clips, 11, **options), _augment(clips, 11, **options))
+    assert not np.array_equal(_augment(clips, 11, **options), _augment(clips, 12, **options))
+    layer = ClipAugmentation(**options, seed=11)
+    first, second = (keras.ops.convert_to_numpy(layer(clips, training=True)) for _ in range(2))
+    assert not np.array_equal(first, second)  # each step draws anew
+    assert np.array_equal(keras.ops.convert_to_numpy(layer(clips, training=False)), clips)
+    with pytest.raises(ValueError, match="zoom=0.7 is outside"):
+        ClipAugmentation(zoom=0.7)
+
+
+def _lrcn(seed: int = 3) -> keras.Model:
+    from actionrec.models.settings import LRCNSettings
+    from actionrec.training import compile_model
+
+    keras.utils.set_random_seed(seed)
+    s = LRCNSettings(image_size=SIZE, filters=[4], lstm_units=8,
+                     augment={"flip": True, "translation": 0.1, "zoom": 0.1})
+    model = get_architecture("lrcn").build(s, 3, 6)
+    compile_model(model, 1e-3, 0.9, 0.999, 3)
+    return model
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops ``fit`` at the end of epoch 0, after BackupAndRestore has saved it (a kill)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one(store,
+                                                                              tmp_path):
+    """The layer is in the model (training only). Two epochs in one go, and two epochs
+    interrupted after the first and resumed by Keras' BackupAndRestore in a new model, end
+    on the same weights: the seed states of the transforms and of dropout travel with the
+    backup (RandomStateBackup). Without them the resumed run ends elsewhere."""
+    rows = split_index(store, "train")
+    model = _lrcn()
+    assert isinstance(model.get_layer("augment"), ClipAugmentation)
+    clips = FrameSequence(store, rows, 3, len(rows))[0][0]
+    probs = model.predict(clips, verbose=0)
+    assert np.array_equal(model.predict(clips, verbose=0), probs)  # inference: no draws
+
+    def fit(m, backup, *extra):
+        seq = FrameSequence(store, rows, 3, 4, shuffle=True, seed=1)
+        m.fit(seq, epochs=2, verbose=0, shuffle=False, callbacks=[  # as training does
+            SyncEpoch(seq), keras.callbacks.BackupAndRestore(str(backup)),
+            RandomStateBackup(backup), *extra])
+
+    unbroken = _lrcn()
+    fit(unbroken, tmp_path / "unbroken")
+    with pytest.raises(KeyboardInterrupt):
+        fit(_lrcn(), tmp_path / "resumed", _Interrupt())
+    resumed = _lrcn()
+    fit(resumed, tmp_path / "resumed")
+    for a, b in zip(unbroken.get_weights(), resumed.get_weights(), strict=True):
+        assert np.array_equal(a, b)
+    states = [keras.ops.convert_to_numpy(m.get_layer("augment").generator.state)
+              for m in (unbroken, resumed)]
+    assert np.array_equal(*states) and states[0][1] > 0  # the same draws were made
+
+    for f in (tmp_path / "resumed").glob("random_state.*.npz"):  # BackupAndRestore alone
+        f.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        fit(_lrcn(), tmp_path / "resumed", _Interrupt())
+    for f in (tmp_path / "resumed").glob("random_state.*.npz"):
+        f.unlink()
+    alone = _lrcn()
+    fit(alone, tmp_path / "resumed")
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(unbroken.get_weights(), alone.get_weights(), strict=True))
+
+
+def test_a_saved_model_with_augmentation_loads_in_safe_mode_and_predicts_alike(store, tmp_path):
+    model = _lrcn()
+    clips = _batch(store)[:, :6]
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert np.allclose(loaded.predict(clips, verbose=0), model.predict(clips, verbose=0),
+                       atol=1e-6)
 
 
 def test_sequence_batches_depend_on_seed_epoch_and_index_only(store):
     rows = split_index(store, "train")
-    aug = ClipAugmenter(flip=True, translation=0.1)
 
     def seq():
-        return FrameSequence(store, rows, 3, 4, shuffle=True, seed=5, augment=aug)
+        return FrameSequence(store, rows, 3, 4, shuffle=True, seed=5)
 
     a, b = seq(), seq()
     b.set_epoch(3)

@@ -10,7 +10,10 @@ from its last finished epoch; the history as CSV.
 Architectures with a frozen backbone train their head on cached features
 (``data/features/<arch>``); the saved model is still the whole network on frames.
 Architectures trained on frames may augment the training clips
-(``models.<arch>.augment``, :class:`~actionrec.data.datasets.ClipAugmenter`).
+(``models.<arch>.augment``): a :class:`~actionrec.models.layers.ClipAugmentation` layer
+at the model's input, active in ``fit`` only, so the transforms run inside the compiled
+training step (on the accelerator where there is one) and the saved model is unchanged
+at inference.
 
 Determinism: ``keras.utils.set_random_seed(seed)`` and TensorFlow op determinism;
 two runs with the same params give the same weights and the same test metrics.
@@ -32,7 +35,6 @@ import pandas as pd
 
 from actionrec.config import Params
 from actionrec.data.datasets import (
-    ClipAugmenter,
     FrameSequence,
     SyncEpoch,
     load_features,
@@ -161,12 +163,68 @@ def build_feature_head(arch, s, num_classes: int, sequence_length: int, features
     return arch.build_head(s, num_classes, sequence_length, features.shape[-1], stats)
 
 
-def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int,
-                augment: ClipAugmenter | None = None) -> TrainData:
+class RandomStateBackup(keras.callbacks.Callback):
+    """Keeps the model's random-number states with each epoch's backup, and puts them back
+    when ``fit`` resumes, so that a resumed run draws what an unbroken one would.
+
+    Keras' ``BackupAndRestore`` saves weights and optimizer, not the
+    ``keras.random.SeedGenerator`` states of ``Dropout``, recurrent dropout and
+    :class:`~actionrec.models.layers.ClipAugmentation` (``Layer.save_own_variables`` leaves
+    them out): resumed, they would start again from their first draw. Here they are the
+    model's ``variables`` that are not its ``weights`` (int, shape ``(2,)``), written to
+    ``<dir>/random_state.<k>.npz`` after epoch ``k - 1`` (the last two kept, as
+    ``BackupAndRestore(double_checkpoint=True)`` keeps two) and read at the first epoch of a
+    resumed ``fit`` (``on_epoch_begin(k)``). Put it after ``BackupAndRestore``.
+    """
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = Path(directory)
+        self._resumed = False
+
+    def _states(self) -> list:
+        weights = {id(w) for w in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._resumed = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._resumed or epoch == 0:
+            self._resumed = True
+            return
+        self._resumed = True
+        saved = self.directory / f"random_state.{epoch}.npz"
+        states = self._states()
+        if not saved.exists():
+            print(f"warning: no random-number state for epoch {epoch} in {self.directory}: "
+                  "dropout and augmentation draw anew (the resumed run is not bit-identical "
+                  "to an unbroken one)", flush=True)
+            return
+        with np.load(saved) as arrays:
+            if len(arrays.files) != len(states):
+                raise ValueError(f"{saved} holds {len(arrays.files)} random states, the "
+                                 f"model has {len(states)}: delete {self.directory} to "
+                                 "train from the start")
+            for i, var in enumerate(states):
+                var.assign(arrays[f"s{i}"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from actionrec.io import atomic_open
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        arrays = {f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self._states())}
+        with atomic_open(self.directory / f"random_state.{epoch + 1}.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+        for old in self.directory.glob("random_state.*.npz"):
+            if int(old.name.split(".")[1]) < epoch:
+                old.unlink()
+
+
+def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int) -> TrainData:
     rows = split_index(frames, "train")
     vrows = split_index(frames, "val")
-    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed,
-                          augment=augment)
+    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed)
     val = FrameSequence(frames, vrows, num_classes, batch_size) if len(vrows) else None
     example = read_clip(frames, rows["file"].iloc[0])[None]
     return TrainData(train, val, len(rows), len(vrows), example)
@@ -216,8 +274,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             model = build_feature_head(arch, s, c, t, *data.train[0])
             lr, batch = s.learning_rate, global_batch
         else:
-            augment = ClipAugmenter(s.augment.flip, s.augment.translation, s.augment.zoom)
-            data = _frame_data(frames, c, global_batch, params.seed, augment)
+            data = _frame_data(frames, c, global_batch, params.seed)
             model = arch.build(s, c, t)
             fine_tune = arch.backbone is not None
             lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
@@ -242,6 +299,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
                                         save_weights_only=True),
         # double_checkpoint: a kill while the backup is written falls back to the previous one.
         keras.callbacks.BackupAndRestore(str(work_dir / "backup"), double_checkpoint=True),
+        RandomStateBackup(work_dir / "backup"),  # dropout and augmentation draws, too
     ]
     if isinstance(data.train, FrameSequence):
         callbacks.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
@@ -279,8 +337,11 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             mlflow.log_params(run_params)
         x, y = (data.train if uses_features else (data.train, None))
         val = tuple(data.val) if uses_features and data.val is not None else data.val
+        # A FrameSequence shuffles itself, by (seed, epoch); Keras' own shuffle of its batch
+        # order draws from Python's global `random`, which a resumed run does not restore.
         model.fit(x, y, batch_size=batch, epochs=s.epochs, validation_data=val,
-                  callbacks=callbacks, shuffle=True, verbose=2 if progress else 0)
+                  callbacks=callbacks, shuffle=not isinstance(x, FrameSequence),
+                  verbose=2 if progress else 0)
         if best.exists():
             model.load_weights(str(best))
         spread.close()

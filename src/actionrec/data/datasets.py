@@ -5,10 +5,10 @@
 - :func:`load_features`: a feature store split (``data/features/<arch>/<split>.npy``,
   ``(N, T, D)`` float16, memory-mapped) with its ``(N, T)`` bool mask and labels.
 
-Shuffling is deterministic: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``.
-So is augmentation (:class:`ClipAugmenter`): batch ``b`` of epoch ``e`` draws its
-transforms from a seed that depends on ``(seed, e, b)`` only, so a resumed run sees the
-batches an uninterrupted run would.
+Shuffling is deterministic: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``, so
+a resumed run sees the batches an uninterrupted run would. Augmentation is not done here
+but inside the model's training step
+(:class:`~actionrec.models.layers.ClipAugmentation`), on the accelerator.
 """
 
 from __future__ import annotations
@@ -41,65 +41,18 @@ def split_index(store: str | Path, split: str) -> pd.DataFrame:
     return index[index["split"] == split].reset_index(drop=True)
 
 
-class ClipAugmenter:
-    """One random spatial transform per clip, shared by all its frames (training only).
-
-    Keras' own image augmentation layers (``RandomFlip("horizontal")``,
-    ``RandomTranslation``, ``RandomZoom``, reflection fill, bilinear) do the work. A
-    clip ``(T, H, W, 3)`` goes through them as one ``(H, W, 3T)`` image, so every frame
-    gets the same flip, shift and scale and the motion between frames is unchanged.
-
-    Args:
-        flip: mirror left-right with probability 0.5.
-        translation: largest shift, as a fraction of the height / width (0: none).
-        zoom: largest zoom in or out, as a fraction (0: none).
-    """
-
-    def __init__(self, flip: bool = False, translation: float = 0.0, zoom: float = 0.0):
-        self.layers: list[Any] = []
-        if flip:
-            self.layers.append(keras.layers.RandomFlip("horizontal"))
-        if translation > 0:
-            self.layers.append(keras.layers.RandomTranslation(
-                translation, translation, fill_mode="reflect", interpolation="bilinear"))
-        if zoom > 0:
-            self.layers.append(keras.layers.RandomZoom(
-                zoom, zoom, fill_mode="reflect", interpolation="bilinear"))
-
-    def __bool__(self) -> bool:
-        return bool(self.layers)
-
-    def __call__(self, clips: np.ndarray, seed: int) -> np.ndarray:
-        """``(B, T, H, W, C)`` uint8 -> the same shape and dtype, transformed.
-
-        ``seed`` (an int) fixes every draw: equal seeds give equal output.
-        """
-        if not self.layers:
-            return clips
-        b, t, h, w, c = clips.shape
-        images = clips.transpose(0, 2, 3, 1, 4).reshape(b, h, w, t * c).astype(np.float32)
-        gen = keras.random.SeedGenerator(seed)
-        for layer in self.layers:
-            transform = layer.get_random_transformation(images, training=True, seed=gen)
-            images = layer.transform_images(images, transform, training=True)
-        out = np.rint(np.clip(keras.ops.convert_to_numpy(images), 0, 255)).astype(np.uint8)
-        return out.reshape(b, h, w, t, c).transpose(0, 3, 1, 2, 4)
-
-
 class FrameSequence(keras.utils.PyDataset):
     """Clips of one split of a frame store, as Keras batches.
 
     Each item is ``(x, y)``: ``x`` ``(B, T, S, S, 3)`` uint8 RGB (``S`` = the store's
     requested size), ``y`` ``(B, C)`` float32 one-hot. The last batch may be smaller.
-    With ``augment``, each batch's clips are transformed (see :class:`ClipAugmenter`).
-    ``epoch`` is the epoch whose order and transforms :meth:`__getitem__` serves; Keras
+    ``epoch`` is the epoch whose order :meth:`__getitem__` serves; Keras
     advances it through :meth:`on_epoch_end`, and :class:`SyncEpoch` sets it when
     training resumes mid-way.
     """
 
     def __init__(self, store: str | Path, rows: pd.DataFrame, num_classes: int,
-                 batch_size: int, shuffle: bool = False, seed: int = 0,
-                 augment: ClipAugmenter | None = None, **kwargs: Any):
+                 batch_size: int, shuffle: bool = False, seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs)
         self.store = Path(store)
         self.meta = json.loads((self.store / "meta.json").read_text())
@@ -109,7 +62,6 @@ class FrameSequence(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
-        self.augment = augment
         self.epoch = 0
         self.order = self._order()
 
@@ -125,13 +77,10 @@ class FrameSequence(keras.utils.PyDataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         sel = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         x = np.stack([read_clip(self.store, self.files[j], self.meta) for j in sel])
-        if self.augment:
-            seed = int(np.random.default_rng([self.seed, self.epoch, i]).integers(2**31))
-            x = self.augment(x, seed)
         return x, one_hot(self.labels[sel], self.num_classes)
 
     def set_epoch(self, epoch: int) -> None:
-        """Serve epoch ``epoch``'s order and transforms from now on."""
+        """Serve epoch ``epoch``'s order from now on."""
         if epoch != self.epoch:
             self.epoch = epoch
             self.order = self._order()
@@ -145,7 +94,7 @@ class SyncEpoch(keras.callbacks.Callback):
 
     ``fit`` resumed by ``BackupAndRestore`` starts at epoch ``k > 0`` while a new
     sequence starts at 0; this callback makes epoch ``k`` see the shuffle order and
-    transforms it would have seen without the interruption.
+    clips it would have seen without the interruption.
     """
 
     def __init__(self, sequence: FrameSequence):

@@ -18,9 +18,12 @@ def build(s: ConvLSTMSettings, num_classes: int, sequence_length: int):
     import keras
     from keras import layers
 
+    from actionrec.models.layers import augment_frames
+
     size = s.image_size
     frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
-    x = layers.Rescaling(1 / 255.0, name="rescale")(frames)
+    x = augment_frames(frames, s.augment)  # training only: one transform per clip
+    x = layers.Rescaling(1 / 255.0, name="rescale")(x)
     for i, f in enumerate(s.filters, start=1):
         x = layers.ConvLSTM2D(f, s.kernel_size, activation="tanh", padding="same",
                               recurrent_dropout=s.recurrent_dropout, return_sequences=True,

@@ -113,7 +113,13 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
     from keras import layers
 
     from actionrec.models.backbones import build_backbone
-    from actionrec.models.layers import BackbonePreprocess, FrameMask, MergeTime, SplitTime
+    from actionrec.models.layers import (
+        BackbonePreprocess,
+        FrameMask,
+        MergeTime,
+        SplitTime,
+        augment_frames,
+    )
 
     size = s.image_size
     frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
@@ -125,7 +131,8 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
         for layer in backbone.layers:
             # BatchNormalization stays frozen: its statistics come from ImageNet.
             layer.trainable = layer in top and not isinstance(layer, layers.BatchNormalization)
-    x = BackbonePreprocess(backbone_name, name="preprocess")(frames)
+    x = augment_frames(frames, s.augment)  # fine-tuning on frames only (settings check)
+    x = BackbonePreprocess(backbone_name, name="preprocess")(x)
     x = MergeTime(name="merge_time")(x)
     x = backbone(x)
     x = SplitTime(sequence_length, name="split_time")(x)

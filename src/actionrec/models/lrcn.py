@@ -24,12 +24,13 @@ def build(s: LRCNSettings, num_classes: int, sequence_length: int):
     import keras
     from keras import layers
 
-    from actionrec.models.layers import MergeTime, SplitTime
+    from actionrec.models.layers import MergeTime, SplitTime, augment_frames
 
     reg = keras.regularizers.L2(s.l2) if s.l2 else None
     size = s.image_size
     frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
-    x = MergeTime(name="frames_as_batch")(frames)  # (N*T, S, S, 3)
+    x = augment_frames(frames, s.augment)  # training only: one transform per clip
+    x = MergeTime(name="frames_as_batch")(x)  # (N*T, S, S, 3)
     x = layers.Rescaling(1 / 255.0, name="rescale")(x)
     for i, f in enumerate(s.filters, start=1):
         x = layers.Conv2D(f, s.kernel_size, padding="same", activation="relu",

@@ -50,6 +50,8 @@ class AugmentOptions(BaseModel):
     flip and crop of clips is the usual recipe for UCF101 from scratch (Simonyan &
     Zisserman 2014, two-stream; Wang et al. 2016, TSN). Off (all zero) by default; an
     architecture that trains on cached features cannot use it: the features are fixed.
+    Applied by :class:`~actionrec.models.layers.ClipAugmentation`, a layer at the model's
+    input that acts in training only.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
