@@ -1,5 +1,5 @@
 """The stages under Keras' JAX backend (CPU): each kind of model stage runs, names its
-backend, tags its MLflow run, and repeats itself exactly. (The model, augmentation and
+backend, tags its MLflow run, and training repeats itself exactly. (The model, augmentation and
 predict tests run under JAX too: `make test`'s second pass.)"""
 
 from __future__ import annotations
@@ -31,33 +31,41 @@ def _tags(project: Path, arch: str) -> dict[str, str]:
 def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
     report = project / "reports" / "evaluate" / arch
     metrics = json.loads((report / "metrics.json").read_text())
-    metrics.pop("latency_ms")
     probs = pd.read_csv(report / "predictions.csv").drop(columns=["video", "actual"])
     return metrics, probs.to_numpy()
 
 
 def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run, tmp_path):
-    """train@lrcn (2 epochs, the tiny profile's augmentation and dropout) and evaluate@lrcn
-    twice under JAX: the stage prints the backend, MLflow has it as a tag, and the two runs
-    give the same metrics and the same probabilities, bit for bit."""
+    """train@lrcn (2 epochs, the tiny profile's augmentation and dropout) twice under JAX:
+    the stage prints the backend, MLflow has it as a tag, and the two runs end on the same
+    history and the same weights, bit for bit; evaluate@lrcn runs under JAX too."""
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
-    reports = []
+    import keras
+
+    import actionrec.models.layers  # noqa: F401  (registers the custom layers for loading)
+
+    runs = []
     for name in ("a", "b"):
         project = lrcn_project(tiny_run, tmp_path / name, epochs=2, uri=None)
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr
-        evaluate = run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project, env=JAX)
-        assert "evaluate@lrcn: Keras" in evaluate.stderr and "backend jax" in evaluate.stderr
         assert _tags(project, "lrcn")["keras_backend"] == "jax"
-        reports.append(_report(project, "lrcn"))
-    (metrics_a, probs_a), (metrics_b, probs_b) = reports
-    assert metrics_a == metrics_b
-    assert np.array_equal(probs_a, probs_b)
+        model = keras.models.load_model(project / "models" / "lrcn" / "model.keras")
+        runs.append((pd.read_csv(project / "models" / "lrcn" / "history.csv"),
+                     model.get_weights()))
+    (history_a, weights_a), (history_b, weights_b) = runs
+    pd.testing.assert_frame_equal(history_a, history_b, check_exact=True)
+    assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b, strict=True))
+    evaluate = run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project, env=JAX)
+    assert "evaluate@lrcn: Keras" in evaluate.stderr and "backend jax" in evaluate.stderr
+    metrics, probs = _report(project, "lrcn")
+    assert metrics["n_test"] == len(probs) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
 
 
 def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_run, tmp_path):
-    """extract_features@inceptionv3_gru (random weights, 75 px), train@ on the features and
-    evaluate@ of the whole network on frames, all under JAX, on the tiny run's frames."""
+    """extract_features@inceptionv3_gru (random weights, 75 px) and train@ on the features,
+    under JAX, on the tiny run's frames. (The whole network on frames under JAX, what
+    evaluate@ runs, is test_models' backbone-and-head test in `make test`'s JAX pass.)"""
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
     arch = "inceptionv3_gru"
     project = tmp_path / "project"
@@ -77,8 +85,7 @@ def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_run, tm
     ours = np.load(store / "train.npy")
     assert ours.shape == np.load(tiny_run / "data" / "features" / arch / "train.npy").shape
     assert np.isfinite(ours).all() and np.abs(ours).max() > 0
-    run_cmd(["actionrec", "train", arch], cwd=project, env=JAX)
-    run_cmd(["actionrec", "evaluate", arch], cwd=project, env=JAX)
+    train = run_cmd(["actionrec", "train", arch], cwd=project, env=JAX)
+    assert "backend jax" in train.stderr
     assert _tags(project, arch)["keras_backend"] == "jax"
-    metrics, probs = _report(project, arch)
-    assert metrics["n_test"] == len(probs) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert (project / "models" / arch / "model.keras").stat().st_size > 0
