@@ -202,19 +202,20 @@ def copy_project(src: Path, dst: Path) -> Path:
     return dst
 
 
-def lrcn_project(tiny_run: Path, dst: Path, epochs: int | None, uri: str | None) -> Path:
-    """A minimal project for ``train@lrcn``: the tiny run's params (LRCN's epochs set to
-    ``epochs``, early stopping off, ``mlflow.tracking_uri: uri``), manifest, classes and
-    the frame store LRCN reads."""
+def stage_project(tiny_run: Path, dst: Path, epochs: int | None, uri: str | None,
+                  arch: str = "lrcn") -> Path:
+    """A minimal project for ``extract_features@<arch>`` / ``train@<arch>``: the tiny run's
+    params (``arch``'s epochs set to ``epochs``, early stopping off,
+    ``mlflow.tracking_uri: uri``), manifest, classes and the frame store ``arch`` reads."""
     (dst / "data" / "frames").mkdir(parents=True)
     for name in ("classes.json", "manifest.csv"):
         shutil.copy(tiny_run / "data" / name, dst / "data" / name)
     raw = yaml.safe_load((tiny_run / "params.yaml").read_text())
-    lrcn = raw["models"]["lrcn"]
+    section = raw["models"][arch]
     if epochs is not None:
-        lrcn["epochs"], lrcn["early_stopping_patience"] = epochs, epochs
+        section["epochs"], section["early_stopping_patience"] = epochs, epochs
     raw["mlflow"]["tracking_uri"] = uri
-    size = str(lrcn["image_size"])
+    size = str(section["image_size"])
     shutil.copytree(tiny_run / "data" / "frames" / size, dst / "data" / "frames" / size)
     (dst / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return dst

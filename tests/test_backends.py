@@ -5,15 +5,13 @@ predict tests run under JAX too: `make test`'s second pass.)"""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import lrcn_project, run_cmd
+from tests.conftest import run_cmd, stage_project
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +44,7 @@ def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run
 
     runs = []
     for name in ("a", "b"):
-        project = lrcn_project(tiny_run, tmp_path / name, epochs=2, uri=None)
+        project = stage_project(tiny_run, tmp_path / name, epochs=2, uri=None)
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr
         assert _tags(project, "lrcn")["keras_backend"] == "jax"
@@ -68,15 +66,7 @@ def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_run, tm
     evaluate@ runs, is test_models' backbone-and-head test in `make test`'s JAX pass.)"""
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
     arch = "inceptionv3_gru"
-    project = tmp_path / "project"
-    (project / "data" / "frames").mkdir(parents=True)
-    for name in ("classes.json", "manifest.csv"):
-        shutil.copy(tiny_run / "data" / name, project / "data" / name)
-    raw = yaml.safe_load((tiny_run / "params.yaml").read_text())
-    raw["models"][arch].update(epochs=2)
-    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    size = str(raw["models"][arch]["image_size"])
-    shutil.copytree(tiny_run / "data" / "frames" / size, project / "data" / "frames" / size)
+    project = stage_project(tiny_run, tmp_path / "project", epochs=2, uri=None, arch=arch)
 
     extract = run_cmd(["actionrec", "extract-features", arch, "--frames", "data/frames",
                        "--out", f"data/features/{arch}"], cwd=project, env=JAX)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from actionrec.errors import ActionrecError
-from tests.conftest import free_port, lrcn_project, run_cmd
+from tests.conftest import free_port, run_cmd, stage_project
 
 
 def _postgres_or_skip() -> None:
@@ -84,7 +84,7 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
     from actionrec import tracking
 
     uri = team_server.tracking_uri
-    project = lrcn_project(tiny_run, tmp_path / "project", epochs=3, uri=uri)
+    project = stage_project(tiny_run, tmp_path / "project", epochs=3, uri=uri)
     _train(project)
     run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project)  # test metrics into the same run
     run_info = json.loads((project / "models" / "lrcn" / "mlflow_run.json").read_text())
@@ -155,7 +155,7 @@ def test_backup_and_restore_bring_the_runs_back(team_server, tmp_path):
 def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_server,
                                                                           tiny_run, tmp_path):
     uri = team_server.tracking_uri
-    project = lrcn_project(tiny_run, tmp_path / "project", epochs=6, uri=uri)
+    project = stage_project(tiny_run, tmp_path / "project", epochs=6, uri=uri)
     env = {**os.environ,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
@@ -312,7 +312,7 @@ main(sys.argv[1:])
 
 @pytest.mark.slow
 def test_data_parallel_training_on_two_devices_matches_one_device(tiny_run, tmp_path):
-    project = lrcn_project(tiny_run, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
+    project = stage_project(tiny_run, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
     proc = run_cmd([sys.executable, "-c", TWO_DEVICES, "train", "lrcn"], cwd=project)
     raw = yaml.safe_load((project / "params.yaml").read_text())
     batch = raw["models"]["lrcn"]["batch_size"]
@@ -324,7 +324,7 @@ def test_data_parallel_training_on_two_devices_matches_one_device(tiny_run, tmp_
 @pytest.mark.slow
 def test_data_parallel_training_under_jax_on_two_host_devices(tiny_run, tmp_path):
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
-    project = lrcn_project(tiny_run, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
+    project = stage_project(tiny_run, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=env)
     assert "data-parallel, keras.distribution.DataParallel over 2 cpu devices" in proc.stdout

@@ -168,12 +168,9 @@ def first_contact_lock(uri: str):
         return
     db = Path(uri.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a") as handle:
+    with open(db.with_name(db.name + ".lock"), "a") as handle:  # closing it unlocks
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def ui_url(uri: str, configured: str) -> str:

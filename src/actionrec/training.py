@@ -180,20 +180,19 @@ class RandomStateBackup(keras.callbacks.Callback):
     def __init__(self, directory: Path):
         super().__init__()
         self.directory = Path(directory)
-        self._resumed = False
+        self._first_epoch = True
 
     def _states(self) -> list:
         weights = {id(w) for w in self.model.weights}
         return [v for v in self.model.variables if id(v) not in weights]
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._resumed = False
+        self._first_epoch = True
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self._resumed or epoch == 0:
-            self._resumed = True
+        first, self._first_epoch = self._first_epoch, False
+        if not first or epoch == 0:  # only a fit that resumes at epoch k > 0 restores
             return
-        self._resumed = True
         saved = self.directory / f"random_state.{epoch}.npz"
         states = self._states()
         if not saved.exists():
