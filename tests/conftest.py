@@ -170,6 +170,31 @@ def tiny_run() -> Path:
     return ci_work_dir()
 
 
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny profile's data stages only (download to extract_frames, real ``dvc repro``)
+    in a fresh project, made once per test session and shared by its xdist workers (a
+    file lock; the second worker waits, then reuses it). For tests that train or extract on
+    the tiny profile's frames but need no trained model: they start at once instead of
+    waiting the ~12 minutes of :func:`tiny_run`. Same params and generator as the tiny run,
+    so the same frames. Tests must not modify it: see :func:`stage_project`."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's root, shared by its workers
+    project, done = base / "tiny-data", base / "tiny-data.done"
+    with open(base / "tiny-data.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(project, ignore_errors=True)
+            make_project(project)
+            run_cmd(["actionrec", "profile", "tiny", "--apply"], cwd=project)
+            run_cmd(["dvc", "repro", "extract_frames"], cwd=project, timeout=900)
+            done.touch()
+    return project
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the tests for ``make test``'s two workers (pytest-xdist, ``--maxschedchunk 2``,
     which hands out tests two at a time in this order): one test that needs the tiny run
@@ -202,21 +227,22 @@ def copy_project(src: Path, dst: Path) -> Path:
     return dst
 
 
-def stage_project(tiny_run: Path, dst: Path, epochs: int | None, uri: str | None,
+def stage_project(src: Path, dst: Path, epochs: int | None, uri: str | None,
                   arch: str = "lrcn") -> Path:
-    """A minimal project for ``extract_features@<arch>`` / ``train@<arch>``: the tiny run's
-    params (``arch``'s epochs set to ``epochs``, early stopping off,
-    ``mlflow.tracking_uri: uri``), manifest, classes and the frame store ``arch`` reads."""
+    """A minimal project for ``extract_features@<arch>`` / ``train@<arch>`` /
+    ``evaluate@<arch>``: ``src``'s params (:func:`tiny_data` or :func:`tiny_run`; ``arch``'s
+    epochs set to ``epochs``, early stopping off, ``mlflow.tracking_uri: uri``), manifest,
+    classes and the frame store ``arch`` reads."""
     (dst / "data" / "frames").mkdir(parents=True)
     for name in ("classes.json", "manifest.csv"):
-        shutil.copy(tiny_run / "data" / name, dst / "data" / name)
-    raw = yaml.safe_load((tiny_run / "params.yaml").read_text())
+        shutil.copy(src / "data" / name, dst / "data" / name)
+    raw = yaml.safe_load((src / "params.yaml").read_text())
     section = raw["models"][arch]
     if epochs is not None:
         section["epochs"], section["early_stopping_patience"] = epochs, epochs
     raw["mlflow"]["tracking_uri"] = uri
     size = str(section["image_size"])
-    shutil.copytree(tiny_run / "data" / "frames" / size, dst / "data" / "frames" / size)
+    shutil.copytree(src / "data" / "frames" / size, dst / "data" / "frames" / size)
     (dst / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return dst
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import run_cmd, stage_project
 
@@ -33,7 +34,7 @@ def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
     return metrics, probs.to_numpy()
 
 
-def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run, tmp_path):
+def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_data, tmp_path):
     """train@lrcn (2 epochs, the tiny profile's augmentation and dropout) twice under JAX:
     the stage prints the backend, MLflow has it as a tag, and the two runs end on the same
     history and the same weights, bit for bit; evaluate@lrcn runs under JAX too."""
@@ -44,7 +45,7 @@ def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run
 
     runs = []
     for name in ("a", "b"):
-        project = stage_project(tiny_run, tmp_path / name, epochs=2, uri=None)
+        project = stage_project(tiny_data, tmp_path / name, epochs=2, uri=None)
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr
         assert _tags(project, "lrcn")["keras_backend"] == "jax"
@@ -60,20 +61,22 @@ def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run
     assert metrics["n_test"] == len(probs) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
 
 
-def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_run, tmp_path):
+def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_data, tmp_path):
     """extract_features@inceptionv3_gru (random weights, 75 px) and train@ on the features,
-    under JAX, on the tiny run's frames. (The whole network on frames under JAX, what
+    under JAX, on the tiny profile's frames. (The whole network on frames under JAX, what
     evaluate@ runs, is test_models' backbone-and-head test in `make test`'s JAX pass.)"""
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
     arch = "inceptionv3_gru"
-    project = stage_project(tiny_run, tmp_path / "project", epochs=2, uri=None, arch=arch)
+    project = stage_project(tiny_data, tmp_path / "project", epochs=2, uri=None, arch=arch)
 
     extract = run_cmd(["actionrec", "extract-features", arch, "--frames", "data/frames",
                        "--out", f"data/features/{arch}"], cwd=project, env=JAX)
     assert "backend jax" in extract.stderr
     store = project / "data" / "features" / arch
     ours = np.load(store / "train.npy")
-    assert ours.shape == np.load(tiny_run / "data" / "features" / arch / "train.npy").shape
+    manifest = pd.read_csv(project / "data" / "manifest.csv")
+    length = yaml.safe_load((project / "params.yaml").read_text())["frames"]["sequence_length"]
+    assert ours.shape == ((manifest["split"] == "train").sum(), length, 2048)  # InceptionV3's
     assert np.isfinite(ours).all() and np.abs(ours).max() > 0
     train = run_cmd(["actionrec", "train", arch], cwd=project, env=JAX)
     assert "backend jax" in train.stderr

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from actionrec.errors import ActionrecError
-from tests.conftest import free_port, run_cmd, stage_project
+from tests.conftest import REPO, free_port, run_cmd, stage_project
 
 
 def _postgres_or_skip() -> None:
@@ -79,12 +79,12 @@ def test_unreachable_server_fails_within_seconds_before_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, tiny_run,
+def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, tiny_data,
                                                                  tmp_path):
     from actionrec import tracking
 
     uri = team_server.tracking_uri
-    project = stage_project(tiny_run, tmp_path / "project", epochs=3, uri=uri)
+    project = stage_project(tiny_data, tmp_path / "project", epochs=3, uri=uri)
     _train(project)
     run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project)  # test metrics into the same run
     run_info = json.loads((project / "models" / "lrcn" / "mlflow_run.json").read_text())
@@ -120,7 +120,7 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
     team_server.start()
     read_back()
     # The registry alias resolves through the server, artifacts included.
-    proc = run_cmd(["actionrec", "predict", str(next((tiny_run / "data" / "raw").rglob("*.avi"))),
+    proc = run_cmd(["actionrec", "predict", str(next((tiny_data / "data" / "raw").rglob("*.avi"))),
                     "--model", "models:/actionrec-lrcn@champion", "--json",
                     "--tracking-uri", uri], cwd=project)
     answer = json.loads(proc.stdout)
@@ -153,9 +153,9 @@ def test_backup_and_restore_bring_the_runs_back(team_server, tmp_path):
 
 @pytest.mark.slow
 def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_server,
-                                                                          tiny_run, tmp_path):
+                                                                          tiny_data, tmp_path):
     uri = team_server.tracking_uri
-    project = stage_project(tiny_run, tmp_path / "project", epochs=6, uri=uri)
+    project = stage_project(tiny_data, tmp_path / "project", epochs=6, uri=uri)
     env = {**os.environ,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
@@ -280,12 +280,13 @@ def test_queued_experiments_land_in_dvc_exp_show_and_in_mlflow(tiny_run, tmp_pat
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
-def _evaluate_within_the_gate_of_one_device(project: Path, tiny_run: Path) -> None:
+def _evaluate_within_the_gate_of_one_device(project: Path) -> None:
     """``evaluate@lrcn`` loads the saved model; every gated metric is within the CI gate's
-    tolerance of the tiny run's single-device LRCN."""
+    tolerance of the single-device LRCN of the tiny run (its committed baseline, which the
+    gate holds every CI run to)."""
     run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project)
     mine = json.loads((project / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())
-    single = json.loads((tiny_run / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())
+    single = json.loads((REPO / "ci" / "baseline" / "lrcn" / "metrics.json").read_text())
     gate = yaml.safe_load((project / "params.yaml").read_text())["gate"]
     metrics = gate["metrics"] if isinstance(gate["metrics"], list) else \
         gate["metrics"].get("lrcn", gate["metrics"]["default"])
@@ -311,23 +312,23 @@ main(sys.argv[1:])
 
 
 @pytest.mark.slow
-def test_data_parallel_training_on_two_devices_matches_one_device(tiny_run, tmp_path):
-    project = stage_project(tiny_run, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
+def test_data_parallel_training_on_two_devices_matches_one_device(tiny_data, tmp_path):
+    project = stage_project(tiny_data, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
     proc = run_cmd([sys.executable, "-c", TWO_DEVICES, "train", "lrcn"], cwd=project)
     raw = yaml.safe_load((project / "params.yaml").read_text())
     batch = raw["models"]["lrcn"]["batch_size"]
     assert (f"data-parallel, tf.distribute.MirroredStrategy over 2 CPU devices; global batch "
             f"{2 * batch} ({batch} per device)") in proc.stdout + proc.stderr
-    _evaluate_within_the_gate_of_one_device(project, tiny_run)
+    _evaluate_within_the_gate_of_one_device(project)
 
 
 @pytest.mark.slow
-def test_data_parallel_training_under_jax_on_two_host_devices(tiny_run, tmp_path):
+def test_data_parallel_training_under_jax_on_two_host_devices(tiny_data, tmp_path):
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
-    project = stage_project(tiny_run, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
+    project = stage_project(tiny_data, tmp_path / "project", epochs=DP_EPOCHS, uri=None)
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=env)
     assert "data-parallel, keras.distribution.DataParallel over 2 cpu devices" in proc.stdout
     assert "train@lrcn: Keras" in proc.stderr and "backend jax" in proc.stderr
     # The saved model is backend-neutral: evaluated under TensorFlow, the default.
-    _evaluate_within_the_gate_of_one_device(project, tiny_run)
+    _evaluate_within_the_gate_of_one_device(project)
