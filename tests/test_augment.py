@@ -98,12 +98,15 @@ class _Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one(store,
-                                                                              tmp_path):
+                                                                              tmp_path,
+                                                                              workers):
     """The layer is in the model (training only). Two epochs in one go, and two epochs
     interrupted after the first and resumed by Keras' BackupAndRestore in a new model, end
     on the same weights: the seed states of the transforms and of dropout travel with the
-    backup (RandomStateBackup). Without them the resumed run ends elsewhere."""
+    backup (RandomStateBackup). Without them the resumed run ends elsewhere. The same with
+    batches read ahead by two threads (train.loader_workers)."""
     rows = split_index(store, "train")
     model = _lrcn()
     assert isinstance(model.get_layer("augment"), ClipAugmentation)
@@ -112,7 +115,8 @@ def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one
     assert np.array_equal(model.predict(clips, verbose=0), probs)  # inference: no draws
 
     def fit(m, backup, *extra):
-        seq = FrameSequence(store, rows, 3, 4, shuffle=True, seed=1)
+        seq = FrameSequence(store, rows, 3, 4, shuffle=True, seed=1, workers=workers,
+                            max_queue_size=4)
         m.fit(seq, epochs=2, verbose=0, shuffle=False, callbacks=[  # as training does
             SyncEpoch(seq), keras.callbacks.BackupAndRestore(str(backup)),
             RandomStateBackup(backup), *extra])
@@ -174,10 +178,12 @@ class _Recording(FrameSequence):
         return super().__getitem__(i)
 
 
-@pytest.mark.parametrize("sync", [True, False])
-def test_a_resumed_fit_serves_the_batches_of_its_epoch(store, sync):
-    """``fit(initial_epoch=2)``, as after BackupAndRestore, must train on epoch 2's batches."""
-    seq = _Recording(store, split_index(store, "train"), 3, 4, shuffle=True, seed=1)
+@pytest.mark.parametrize(("sync", "workers"), [(True, 0), (False, 0), (True, 2)])
+def test_a_resumed_fit_serves_the_batches_of_its_epoch(store, sync, workers):
+    """``fit(initial_epoch=2)``, as after BackupAndRestore, must train on epoch 2's batches,
+    also when threads read them ahead (Keras starts them after SyncEpoch)."""
+    seq = _Recording(store, split_index(store, "train"), 3, 4, shuffle=True, seed=1,
+                     workers=workers, max_queue_size=4)
     model = keras.Sequential([keras.Input((6, SIZE, SIZE, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
     model.compile("adam", "categorical_crossentropy")

@@ -38,7 +38,8 @@ def test_registry_holds_the_five():
 def test_build_predict_save_load_safe_mode(name, tmp_path):
     arch, s = get_architecture(name), TINY[name]
     model = arch.build(s, C, T)
-    assert model.input_shape == (None, T, s.image_size, s.image_size, 3)
+    side = None if arch.backbone else s.image_size  # backbones resize frames of any side
+    assert model.input_shape == (None, T, side, side, 3)
     x = _clips(s.image_size)
     probs = model.predict(x, verbose=0)
     assert probs.shape == (2, C) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
@@ -51,22 +52,28 @@ def test_build_predict_save_load_safe_mode(name, tmp_path):
 @pytest.mark.parametrize("name", ["inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm"])
 def test_whole_network_equals_head_on_cached_features(name):
     """The model saved after training (backbone + head on frames) computes what the
-    head computed on the features cached by extract_features, padding included."""
+    head computed on the features cached by extract_features, padding included; also on
+    frames stored smaller than the backbone's size (EfficientNetB7's 600 px from 224 px
+    frames), which both enlarge on the device alike."""
     arch, s = get_architecture(name), TINY[name]
     extractor = backbone_feature_model(arch.backbone, s)
-    x = _clips(s.image_size)
-    x[1, 4:] = 0  # clip 1 is padded after 4 frames
-    feats = extractor.predict(x.reshape(-1, *x.shape[2:]), verbose=0).reshape(2, T, -1)
-    mask = np.arange(T)[None] < np.array([[T], [4]])
-    # What extract_features stores (float16 times 2**k) and load_features gives back.
-    k = storage_scale_log2(feats[mask])
-    stored = np.where(mask[..., None], feats * 2.0 ** k, 0).astype(np.float16)
-    feats = stored.astype(np.float32) * np.float32(2.0 ** -k)
-    head = arch.build_head(s, C, T, extractor.output_shape[-1], feature_stats(feats, mask))
-    full = arch.build(s, C, T, head=head)
-    via_features = head.predict([feats, mask], verbose=0)
-    via_frames = full.predict(x, verbose=0)
-    assert np.allclose(via_frames, via_features, atol=2e-3)
+    full = None
+    for side in (s.image_size, s.image_size * 3 // 4):
+        x = _clips(side)
+        x[1, 4:] = 0  # clip 1 is padded after 4 frames
+        feats = extractor.predict(x.reshape(-1, *x.shape[2:]), verbose=0).reshape(2, T, -1)
+        mask = np.arange(T)[None] < np.array([[T], [4]])
+        # What extract_features stores (float16 times 2**k) and load_features gives back.
+        k = storage_scale_log2(feats[mask])
+        stored = np.where(mask[..., None], feats * 2.0 ** k, 0).astype(np.float16)
+        feats = stored.astype(np.float32) * np.float32(2.0 ** -k)
+        if full is None:  # one head, as training fits it on the stored frames' features
+            head = arch.build_head(s, C, T, extractor.output_shape[-1],
+                                   feature_stats(feats, mask))
+            full = arch.build(s, C, T, head=head)
+        via_features = head.predict([feats, mask], verbose=0)
+        via_frames = full.predict(x, verbose=0)
+        assert np.allclose(via_frames, via_features, atol=2e-3), side
     backbone = next(layer for layer in full.layers
                     if isinstance(layer, keras.Model) and not layer.name.endswith("_head"))
     assert not backbone.trainable_weights  # frozen
@@ -145,3 +152,23 @@ def test_imagenet_weights_offline_fail_fast_with_the_file_name(tmp_path, monkeyp
     msg = str(info.value)
     assert "efficientnetb7_notop.h5" in msg and str(tmp_path / "models") in msg
     assert "null" in msg
+
+
+def test_resize_frames_passes_frames_at_size_unchanged_and_enlarges_like_opencv():
+    """``ResizeFrames``: frames already at the size come back bit for bit (what predict
+    sends the whole network); smaller ones are enlarged as the frame store's host resize
+    did (OpenCV ``INTER_LINEAR``), within one grey level; rank 4 and 5, uint8 kept."""
+    import cv2
+
+    from actionrec.models.layers import ResizeFrames
+
+    x = _clips(24)
+    same = keras.ops.convert_to_numpy(ResizeFrames(24)(x))
+    assert same.dtype == np.uint8 and np.array_equal(same, x)
+    big = keras.ops.convert_to_numpy(ResizeFrames(40)(x))
+    assert big.shape == (2, T, 40, 40, 3) and big.dtype == np.uint8
+    ref = np.stack([[cv2.resize(f, (40, 40), interpolation=cv2.INTER_LINEAR) for f in clip]
+                    for clip in x])
+    assert np.abs(big.astype(int) - ref).max() <= 1
+    flat = keras.ops.convert_to_numpy(ResizeFrames(40)(x[0]))
+    assert np.array_equal(flat, big[0])

@@ -247,6 +247,11 @@ class TrainSettings(_Strict):
     # (Keras DataParallel under JAX, tf.distribute.MirroredStrategy under TensorFlow; the
     # global batch is the model's batch_size times the devices); none: one device.
     distribute: Literal["auto", "none"] = "auto"
+    # Threads that read stored clips ahead of the model: training and validation batches
+    # of the architectures trained on frames (Keras PyDataset workers, 2 batches queued per
+    # thread) and extract_features' chunks. 0 or 1: read in the loop, one batch at a time
+    # (Keras starts its threads from 2 on).
+    loader_workers: NonNegInt = 2
 
 
 class EvaluateSettings(_Strict):

@@ -22,6 +22,9 @@ backbone again (benchmarks/train.py measures the speed-up).
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +41,36 @@ from actionrec.models.settings import BackboneSettings
 SPLITS = ("train", "val", "test")
 
 
+def _read_ahead(read: Callable[[int], np.ndarray], n: int, workers: int) -> Iterator[np.ndarray]:
+    """``read(0), read(1), ... read(n - 1)`` in order, with up to ``workers`` of them being
+    read by threads while the caller works on the current one (``workers`` < 2: in the
+    caller's thread, one at a time)."""
+    if workers < 2:
+        yield from (read(i) for i in range(n))
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="read-clips") as pool:
+        pending = deque(pool.submit(read, i) for i in range(min(workers, n)))
+        for i in range(n):
+            chunk = pending.popleft().result()
+            if i + workers < n:
+                pending.append(pool.submit(read, i + workers))
+            yield chunk
+
+
 def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Path, out: Path,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, workers: int = 2) -> dict:
     """Backbone features of every clip of ``frame_store`` into ``out``.
+
+    Clips are read as stored (224 px for a 600 px backbone) by ``workers`` threads, up to
+    ``workers`` chunks ahead of the backbone (``train.loader_workers``), and brought to the
+    backbone's size inside the feature model, on the device
+    (:func:`~actionrec.models.heads.backbone_feature_model`).
 
     Args:
         arch_name: a registered architecture with a backbone.
         settings: its params section (image size, weights, feature batch size).
         frame_store: ``data/frames/<image_size>``.
+        workers: reading threads; < 2: read in the loop.
 
     Returns:
         The ``meta.json`` content.
@@ -74,9 +99,15 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
         if rows.empty:
             continue
         feats = np.zeros((len(rows), t, bb.feature_dim), np.float16)
-        for start in range(0, len(rows), clips_per_batch):
+        starts = range(0, len(rows), clips_per_batch)
+
+        def read(k: int, rows=rows, starts=starts) -> np.ndarray:
+            files = rows["file"].iloc[starts[k]:starts[k] + clips_per_batch]
+            return np.stack([read_clip(frame_store, f, frame_meta, enlarge=False)
+                             for f in files])
+
+        for start, clips in zip(starts, _read_ahead(read, len(starts), workers), strict=True):
             chunk = rows.iloc[start:start + clips_per_batch]
-            clips = np.stack([read_clip(frame_store, f, frame_meta) for f in chunk["file"]])
             flat = clips.reshape(-1, *clips.shape[2:])
             f = np.asarray(model.predict_on_batch(flat)).reshape(len(chunk), t, -1)
             valid = np.arange(t)[None, :] < chunk["n_valid"].to_numpy()[:, None]

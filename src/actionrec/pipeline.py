@@ -106,7 +106,8 @@ def features(params: str, arch: str, frames: str, out: str) -> dict[str, Any]:
         write_json(out_dir / "meta.json", meta)
         print(f"extract_features@{arch}: trains on frames, nothing to extract")
         return meta
-    meta = extract_features(arch, s, Path(frames) / str(s.image_size), out_dir)
+    meta = extract_features(arch, s, Path(frames) / str(s.image_size), out_dir,
+                            workers=cfg.train.loader_workers)
     print(f"extract_features@{arch}: {meta['backbone']} features (D={meta['feature_dim']}) "
           f"in {out_dir}")
     return meta

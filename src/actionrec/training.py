@@ -220,11 +220,17 @@ class RandomStateBackup(keras.callbacks.Callback):
                 old.unlink()
 
 
-def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int) -> TrainData:
+def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, workers: int,
+                enlarge: bool) -> TrainData:
+    """Training and validation batches read by ``workers`` threads ahead of the model
+    (``train.loader_workers``); ``enlarge``: see :class:`FrameSequence`."""
     rows = split_index(frames, "train")
     vrows = split_index(frames, "val")
-    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed)
-    val = FrameSequence(frames, vrows, num_classes, batch_size) if len(vrows) else None
+    loader = {"workers": workers, "use_multiprocessing": False,  # Keras threads from 2 on
+              "max_queue_size": max(2 * workers, 1), "enlarge": enlarge}
+    train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed,
+                          **loader)
+    val = FrameSequence(frames, vrows, num_classes, batch_size, **loader) if len(vrows) else None
     example = read_clip(frames, rows["file"].iloc[0])[None]
     return TrainData(train, val, len(rows), len(vrows), example)
 
@@ -273,9 +279,10 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             model = build_feature_head(arch, s, c, t, *data.train[0])
             lr, batch = s.learning_rate, global_batch
         else:
-            data = _frame_data(frames, c, global_batch, params.seed)
+            fine_tune = arch.backbone is not None  # the model resizes frames itself
+            data = _frame_data(frames, c, global_batch, params.seed,
+                               params.train.loader_workers, enlarge=not fine_tune)
             model = arch.build(s, c, t)
-            fine_tune = arch.backbone is not None
             lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
             batch = None
         keras.utils.set_random_seed(params.seed)

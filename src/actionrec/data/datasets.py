@@ -45,15 +45,24 @@ class FrameSequence(keras.utils.PyDataset):
     """Clips of one split of a frame store, as Keras batches.
 
     Each item is ``(x, y)``: ``x`` ``(B, T, S, S, 3)`` uint8 RGB (``S`` = the store's
-    requested size), ``y`` ``(B, C)`` float32 one-hot. The last batch may be smaller.
-    ``epoch`` is the epoch whose order :meth:`__getitem__` serves; Keras
-    advances it through :meth:`on_epoch_end`, and :class:`SyncEpoch` sets it when
-    training resumes mid-way.
+    requested size; its stored size when ``enlarge`` is off), ``y`` ``(B, C)`` float32
+    one-hot. The last batch may be smaller. ``epoch`` is the epoch whose order
+    :meth:`__getitem__` serves; Keras advances it through :meth:`on_epoch_end`, and
+    :class:`SyncEpoch` sets it when training resumes mid-way.
+
+    ``workers`` threads (Keras' ``PyDataset`` enqueuer; NumPy's file reads release the
+    GIL) read up to ``max_queue_size`` batches ahead of the training step, under any
+    backend. Batches stay a function of (seed, epoch, index): Keras starts the enqueuer
+    of an epoch after the callbacks' ``on_epoch_begin`` (where :class:`SyncEpoch` sets
+    the epoch) and stops it before :meth:`on_epoch_end`, and delivers batches in order.
+    ``enlarge``: see :func:`~actionrec.data.frames.read_clip`.
     """
 
     def __init__(self, store: str | Path, rows: pd.DataFrame, num_classes: int,
-                 batch_size: int, shuffle: bool = False, seed: int = 0, **kwargs: Any):
+                 batch_size: int, shuffle: bool = False, seed: int = 0, enlarge: bool = True,
+                 **kwargs: Any):
         super().__init__(**kwargs)
+        self.enlarge = enlarge
         self.store = Path(store)
         self.meta = json.loads((self.store / "meta.json").read_text())
         self.files = rows["file"].tolist()
@@ -76,7 +85,8 @@ class FrameSequence(keras.utils.PyDataset):
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         sel = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        x = np.stack([read_clip(self.store, self.files[j], self.meta) for j in sel])
+        x = np.stack([read_clip(self.store, self.files[j], self.meta, self.enlarge)
+                      for j in sel])
         return x, one_hot(self.labels[sel], self.num_classes)
 
     def set_epoch(self, epoch: int) -> None:

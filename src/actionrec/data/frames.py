@@ -48,17 +48,21 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array, allow_pickle=False)
 
 
-def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None) -> np.ndarray:
-    """One stored sequence at its requested size.
+def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None,
+              enlarge: bool = True) -> np.ndarray:
+    """One stored sequence, at its requested size or as stored.
 
     Args:
         store: ``<out>/<size>`` (holds ``meta.json`` and ``index.csv``).
         file: the ``file`` column of ``index.csv``.
         meta: ``meta.json``'s content, if already read (saves a file read per clip).
+        enlarge: bring frames stored smaller than the requested size up to it, on the
+            host (OpenCV ``INTER_LINEAR``). ``False``: the frames as stored, ``(T, s, s,
+            3)`` with ``s = meta["stored_size"]``, for a model that resizes them itself
+            (:class:`~actionrec.models.layers.ResizeFrames`: the backbone models).
 
     Returns:
-        ``(T, size, size, 3)`` uint8 RGB; enlarged with ``INTER_LINEAR`` when the
-        store holds smaller frames.
+        ``(T, size, size, 3)`` uint8 RGB (``enlarge``), else ``(T, s, s, 3)``.
     """
     import cv2
 
@@ -67,7 +71,7 @@ def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None) 
         meta = json.loads((store / "meta.json").read_text())
     clip = np.load(store.parent / meta["files_in"] / file)
     size = meta["size"]
-    if clip.shape[1] == size:
+    if clip.shape[1] == size or not enlarge:
         return clip
     return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in clip])
 

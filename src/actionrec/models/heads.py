@@ -103,9 +103,13 @@ def build_recurrent_head(s: BackboneSettings, num_classes: int, sequence_length:
 
 
 def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int, name: str):
-    """Backbone + head as one model: ``(N, T, S, S, 3)`` uint8 RGB frames -> ``(N, C)``.
+    """Backbone + head as one model: ``(N, T, H, W, 3)`` uint8 RGB frames -> ``(N, C)``.
 
-    The backbone (frozen unless ``s.backbone.fine_tune_layers``) runs on all ``N * T`` frames
+    Frames of any side are brought to ``S = s.image_size`` inside the model
+    (:class:`~actionrec.models.layers.ResizeFrames`; frames already at ``S``, what
+    ``predict`` and serving send, pass unchanged), so the frame store's 224 px frames feed
+    a 600 px backbone with no host resize, exactly as ``extract_features`` fed it. The
+    backbone (frozen unless ``s.backbone.fine_tune_layers``) runs on all ``N * T`` frames
     at once (:class:`~actionrec.models.layers.MergeTime`); the mask comes from the
     frames (all-zero = padding).
     """
@@ -117,12 +121,13 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
         BackbonePreprocess,
         FrameMask,
         MergeTime,
+        ResizeFrames,
         SplitTime,
         augment_frames,
     )
 
     size = s.image_size
-    frames = keras.Input((sequence_length, size, size, 3), dtype="uint8", name="frames")
+    frames = keras.Input((sequence_length, None, None, 3), dtype="uint8", name="frames")
     backbone = build_backbone(backbone_name, size, s.backbone.weights)
     n_top = s.backbone.fine_tune_layers
     backbone.trainable = bool(n_top)
@@ -131,7 +136,8 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
         for layer in backbone.layers:
             # BatchNormalization stays frozen: its statistics come from ImageNet.
             layer.trainable = layer in top and not isinstance(layer, layers.BatchNormalization)
-    x = augment_frames(frames, s.augment)  # fine-tuning on frames only (settings check)
+    x = ResizeFrames(size, name="resize")(frames)
+    x = augment_frames(x, s.augment)  # fine-tuning on frames only (settings check)
     x = BackbonePreprocess(backbone_name, name="preprocess")(x)
     x = MergeTime(name="merge_time")(x)
     x = backbone(x)
@@ -142,16 +148,19 @@ def assemble(backbone_name: str, s: BackboneSettings, head, sequence_length: int
 
 
 def backbone_feature_model(backbone_name: str, s: BackboneSettings):
-    """Preprocess + frozen backbone: ``(N, S, S, 3)`` uint8 frames -> ``(N, D)`` float32."""
+    """Resize + preprocess + frozen backbone: ``(N, H, W, 3)`` uint8 frames of any side ->
+    ``(N, D)`` float32, the frames brought to ``S = s.image_size`` on the device
+    (:class:`~actionrec.models.layers.ResizeFrames`, as in :func:`assemble`)."""
     import keras
 
     from actionrec.models.backbones import build_backbone
-    from actionrec.models.layers import BackbonePreprocess
+    from actionrec.models.layers import BackbonePreprocess, ResizeFrames
 
-    frames = keras.Input((s.image_size, s.image_size, 3), dtype="uint8", name="frame")
+    frames = keras.Input((None, None, 3), dtype="uint8", name="frame")
     backbone = build_backbone(backbone_name, s.image_size, s.backbone.weights)
     backbone.trainable = False
-    out = backbone(BackbonePreprocess(backbone_name)(frames), training=False)
+    x = ResizeFrames(s.image_size, name="resize")(frames)
+    out = backbone(BackbonePreprocess(backbone_name)(x), training=False)
     return keras.Model(frames, out, name=f"{backbone_name}_features")
 
 
