@@ -46,9 +46,10 @@ baseline: setup  ## rerun the tiny pipeline and rewrite ci/baseline/ (commit it 
 lint: setup  ## ruff only
 	ruff check .
 
-bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~15 min)
+bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~20 min)
 	python benchmarks/extract_frames.py
 	python benchmarks/train.py
+	python benchmarks/input_pipeline.py
 	python benchmarks/predict.py
 	python benchmarks/archive_readers.py
 

@@ -15,7 +15,8 @@ process tree (DVC, the stage and its worker processes; sampled every 0.2 s with 
                                                          # ~0.6 frames/s on 2 CPU cores)
 
 ``--epochs`` sets every architecture's epochs (default 1: an epoch's cost is what a
-rehearsal measures). ``--keep DIR`` leaves the project there. Results go to
+rehearsal measures). ``--keep DIR`` makes the project there and leaves it; a project
+already there is reused (stages DVC finds up to date take seconds). Results go to
 docs/benchmarks.md, "Rehearsal".
 """
 
@@ -34,7 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_STAGES = ["download", "subsample", "validate", "extract_frames"]
-CPU_STAGES = [*DATA_STAGES, "train@lrcn", "train@convlstm"]
+CPU_STAGES = [*DATA_STAGES, "extract_features@lrcn", "train@lrcn", "extract_features@convlstm",
+              "train@convlstm"]  # (extract_features@ of a from-scratch model: a stub, ~5 s)
 
 
 def _tree_rss(proc) -> int:
@@ -49,8 +51,9 @@ def _tree_rss(proc) -> int:
     return total
 
 
-def run_stage(project: Path, stage: str, log) -> tuple[float, int]:
-    """``dvc repro --single-item <stage>``: (wall seconds, peak tree RSS in bytes).
+def run_stage(project: Path, stage: str, log) -> tuple[float, int, list[tuple[float, int]]]:
+    """``dvc repro --single-item <stage>``: (wall seconds, peak tree RSS in bytes, the
+    samples as (seconds since start, tree RSS bytes), one every 0.2 s).
 
     Raises:
         SystemExit: the stage failed (its log is in ``log``).
@@ -60,13 +63,12 @@ def run_stage(project: Path, stage: str, log) -> tuple[float, int]:
     start = time.perf_counter()
     child = subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=project,
                              stdout=log, stderr=subprocess.STDOUT)
-    proc, peak = psutil.Process(child.pid), 0
+    proc, samples = psutil.Process(child.pid), []
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss(proc))
+            samples.append((time.perf_counter() - start, _tree_rss(proc)))
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -76,12 +78,14 @@ def run_stage(project: Path, stage: str, log) -> tuple[float, int]:
     sampler.join()
     if rc:
         sys.exit(f"error: stage {stage} failed (exit {rc}); see {log.name}")
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, max((r for _, r in samples), default=0), samples
 
 
-def make_project(dst: Path, epochs: int | None) -> None:
-    """A git + DVC project holding this repository's pipeline, the rehearsal profile
-    applied (``actionrec profile rehearsal --apply``), epochs overridden."""
+def make_project(dst: Path, epochs: int | None, profile: str = "rehearsal",
+                 edit=None) -> None:
+    """A git + DVC project holding this repository's pipeline, ``profile`` applied
+    (``actionrec profile <profile> --apply``), every architecture's epochs set to
+    ``epochs`` (None: the profile's), then ``edit(params_dict)`` if given."""
     import yaml
 
     dst.mkdir(parents=True)
@@ -91,13 +95,15 @@ def make_project(dst: Path, epochs: int | None) -> None:
         shutil.copytree(REPO / name, dst / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"],
-                ["actionrec", "profile", "rehearsal", "--apply"]):
+                ["actionrec", "profile", profile, "--apply"]):
         subprocess.run(cmd, cwd=dst, check=True, capture_output=True)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
     if epochs is not None:
-        params = yaml.safe_load((dst / "params.yaml").read_text())
         for section in params["models"].values():
             section["epochs"] = epochs
-        (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if edit is not None:
+        edit(params)
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def main() -> None:
@@ -118,18 +124,19 @@ def main() -> None:
     else:
         tmp = tempfile.TemporaryDirectory()
         project = Path(tmp.name) / "rehearsal"
-    make_project(project, args.epochs)
+    if not (project / "dvc.yaml").exists():
+        make_project(project, args.epochs)
     stages = args.stages
     if args.all:
         stages = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=project,
                                 check=True, capture_output=True, text=True).stdout.split()
     print(runtime_line("rehearsal benchmark"), flush=True)
     print(f"project {project}; epochs {args.epochs}; stage logs in {project}/logs/", flush=True)
-    (project / "logs").mkdir()
+    (project / "logs").mkdir(exist_ok=True)
     rows = []
     for stage in stages:
         with open(project / "logs" / f"{stage.replace('@', '_')}.log", "w") as log:
-            wall, peak = run_stage(project, stage, log)
+            wall, peak, _ = run_stage(project, stage, log)
         rows.append((stage, wall, peak))
         print(f"  {stage}: {wall:.0f} s, peak RSS {peak / 2**30:.2f} GiB", flush=True)
     report = project / "reports" / "extract_frames.json"

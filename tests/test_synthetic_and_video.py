@@ -62,6 +62,32 @@ def test_generation_is_deterministic(tmp_path, synth_dir):
     assert not np.array_equal(a, c)
 
 
+def test_dataset_clip_renders_the_clip_that_generate_wrote(synth_dir):
+    """benchmarks/full_scale.py renders UCF101's own file list through dataset_clip."""
+    from actionrec.data.synthetic import dataset_clip
+
+    s = SMALL_SYNTH
+
+    def clip(group: int) -> np.ndarray:  # Wave is class 3 (SitDown, StandUp, Wave)
+        return dataset_clip("wave", s["seed"], 3, group, 1, s["min_frames"], s["max_frames"],
+                            s["width"], s["height"])
+
+    def blurred(frames) -> np.ndarray:  # the per-pixel noise XVID smooths away, removed
+        return np.array([cv2.GaussianBlur(f, (5, 5), 0) for f in frames], np.int16)
+
+    cap = cv2.VideoCapture(str(synth_dir / "UCF-101" / "Wave" / "v_Wave_g02_c01.avi"))
+    decoded = []
+    while (ok := cap.read())[0]:
+        decoded.append(ok[1])
+    cap.release()
+    frames, other = clip(2), clip(3)
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (s["height"], s["width"], 3)
+    assert len(decoded) == len(frames)
+    assert np.abs(blurred(decoded) - blurred(frames)).mean() < 4  # measured 2.4
+    n = min(len(other), len(decoded))
+    assert np.abs(blurred(decoded[:n]) - blurred(other[:n])).mean() > 20  # another group: 73
+
+
 def _corner_colours(root) -> np.ndarray:
     """Mean BGR of the top-left 6x6 pixels of each clip's first decoded frame."""
     corners = []

@@ -365,12 +365,28 @@ class _ClipJob:
         return f"{c}/v_{c}_g{self.group:02d}_c{self.clip:02d}.avi"
 
 
+def dataset_clip(action: str, seed: int, class_index: int, group: int, clip: int,
+                 min_frames: int, max_frames: int, width: int, height: int,
+                 variation: float = 1.0) -> np.ndarray:
+    """The frames of clip ``clip`` of group ``group`` of class ``class_index`` (1-based),
+    exactly as :func:`generate` writes them: the group's look is drawn from
+    ``(seed, group)`` (shared by every class), the clip's length and motion from
+    ``(seed, class_index, group, clip)``.
+
+    Returns:
+        ``(n, height, width, 3)`` uint8 BGR, ``min_frames <= n <= max_frames``.
+    """
+    style = _group_style(np.random.default_rng([seed, group]), variation)
+    rng = np.random.default_rng([seed, class_index, group, clip])
+    n = int(rng.integers(min_frames, max_frames + 1))
+    return render_clip(action, style, rng, n, width, height)
+
+
 def _write_clip(job: _ClipJob) -> Path:
-    style = _group_style(np.random.default_rng([job.seed, job.group]), job.variation)
-    rng = np.random.default_rng([job.seed, job.class_index, job.group, job.clip])
-    n = int(rng.integers(job.min_frames, job.max_frames + 1))
     path = Path(job.video_root) / job.rel
-    write_video(path, render_clip(job.action, style, rng, n, job.width, job.height), job.fps)
+    frames = dataset_clip(job.action, job.seed, job.class_index, job.group, job.clip,
+                          job.min_frames, job.max_frames, job.width, job.height, job.variation)
+    write_video(path, frames, job.fps)
     return path
 
 
