@@ -375,6 +375,10 @@ def dataset_clip(action: str, seed: int, class_index: int, group: int, clip: int
 
     Returns:
         ``(n, height, width, 3)`` uint8 BGR, ``min_frames <= n <= max_frames``.
+
+    Raises:
+        KeyError: ``action`` is not a key of :data:`ACTIONS` (:func:`generate` checks
+            its actions first and raises DatasetError).
     """
     style = _group_style(np.random.default_rng([seed, group]), variation)
     rng = np.random.default_rng([seed, class_index, group, clip])
