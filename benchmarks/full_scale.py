@@ -27,7 +27,6 @@ would set it. Results go to docs/benchmarks.md, "Rehearsal".
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LISTS = REPO.parent / "shared" / "ucf101" / "ucfTrainTestlist"
 STAGES = ["download", "subsample", "validate", "extract_frames", "extract_features@lrcn",
           "train@lrcn"]
-_NAME = re.compile(r"_g(\d+)_c(\d+)\.avi$")
 
 
 def _clip_job(job: tuple) -> str:
@@ -68,32 +66,19 @@ def write_dataset(lists: Path, root: Path, clips_per_group: int | None,
     Raises:
         SystemExit: ``lists`` has no official split lists.
     """
+    from actionrec.data.splits import read_split
     from actionrec.data.synthetic import ACTIONS
     from actionrec.io import write_text
     from actionrec.parallel import imap_progress
 
     if not (lists / "classInd.txt").exists():
         sys.exit(f"error: no classInd.txt in {lists}; pass --lists <ucfTrainTestlist folder>")
-    index = {}
-    for line in (lists / "classInd.txt").read_text().split():
-        if not line.isdigit():
-            index[line] = len(index) + 1
+    class_index, entries = read_split(lists, 1)
     actions = list(ACTIONS)
-    kept = set()
-    jobs = []
-    for name in ("trainlist01.txt", "testlist01.txt"):
-        for line in (lists / name).read_text().splitlines():
-            if not line.strip():
-                continue
-            rel = line.split()[0]
-            cls = rel.split("/")[0]
-            group, clip = (int(v) for v in _NAME.search(rel).groups())
-            if clips_per_group is not None and clip > clips_per_group:
-                continue
-            k = index[cls]
-            kept.add(rel)
-            jobs.append((str(root), rel, actions[(k - 1) % len(actions)], k, group, clip,
-                         *frames))
+    kept = {e.path for e in entries if clips_per_group is None or e.clip <= clips_per_group}
+    jobs = [(str(root), e.path, actions[(class_index[e.class_name] - 1) % len(actions)],
+             class_index[e.class_name], e.group, e.clip, *frames)
+            for e in entries if e.path in kept]
     for _ in imap_progress(_clip_job, jobs, 0, desc="full-scale clips"):
         pass
     out = root / "ucfTrainTestlist"
