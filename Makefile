@@ -33,6 +33,7 @@ profile: setup  ## another profile in a scratch copy: make profile PROFILE=sampl
 test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headless Chromium)
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
+	lint-imports
 	pytest $(PYTEST_XDIST)
 	@echo "== the model, augmentation and predict tests again under Keras' JAX backend (CPU)"
 	KERAS_BACKEND=jax pytest $(PYTEST_XDIST) -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
@@ -43,8 +44,9 @@ ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ 
 baseline: setup  ## rerun the tiny pipeline and rewrite ci/baseline/ (commit it with your change)
 	bash ci/tiny_pipeline.sh --update-baseline
 
-lint: setup  ## ruff only
+lint: setup  ## ruff, and the import layering contract of pyproject.toml (import-linter)
 	ruff check .
+	lint-imports
 
 bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~20 min)
 	python benchmarks/extract_frames.py

@@ -20,7 +20,8 @@
 # `make test` and `make ci-pipeline` share one run; delete the folder to force a new one.
 # The five architectures run $ACTIONREC_JOBS at a time (default 1; more on a machine with
 # more than 2 cores: each architecture's stages are one `dvc repro --single-item`).
-# It leaves: reports/, pipeline.log, logs/<arch>.log, dvc_plots/ (dvc plots show),
+# It leaves: reports/, pipeline.log, logs/<arch>.log, logs/params_read.jsonl (the settings
+# each stage read, and its modules), dvc_plots/ (dvc plots show),
 # metrics_diff.md, gate.md.
 # With $GITHUB_STEP_SUMMARY set, both tables are appended to the job summary.
 # Exit status: 0 passed, 1 gate failed or pipeline error, 2 usage error.
@@ -112,6 +113,10 @@ else
        "the five architectures $jobs at a time"
   start=$(date +%s)
   actionrec profile "$profile" --apply
+  # Each stage appends the settings it reads and the actionrec modules it imports here
+  # (actionrec.config.record_reads); tests/test_stage_deps.py checks them against dvc.yaml.
+  mkdir -p logs
+  export ACTIONREC_PARAMS_LOG="$PWD/logs/params_read.jsonl"
   # `dvc repro` in three steps: the data stages; then each architecture's chain
   # (extract_features -> train -> evaluate) as its own `dvc repro --single-item` (no
   # upstream stage: those are done, and checking them would lock their outputs), $jobs at
@@ -122,7 +127,6 @@ else
   # the default is one at a time; ACTIONREC_JOBS=N on a machine with more cores. Each
   # chain's output goes to logs/<arch>.log, added to pipeline.log in architecture order.
   dvc repro extract_frames 2>&1 | tee pipeline.log
-  mkdir -p logs
   # shellcheck disable=SC2329  # called by name through xargs' `bash -c`, below
   chain() {
     local arch=$1 t0 rc=0

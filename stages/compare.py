@@ -1,11 +1,11 @@
-"""DVC stage `compare` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `compare` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec compare`.
+The work lives in actionrec.pipeline.compare, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.compare import main
 
 if __name__ == "__main__":
-    main(["compare", *sys.argv[1:]])
+    main()

@@ -1,11 +1,11 @@
-"""DVC stage `download` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `download` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec download`.
+The work lives in actionrec.pipeline.download, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.download import main
 
 if __name__ == "__main__":
-    main(["download", *sys.argv[1:]])
+    main()

@@ -1,11 +1,11 @@
-"""DVC stage `extract_features` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `extract_features` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec extract-features`.
+The work lives in actionrec.pipeline.extract_features, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.extract_features import main
 
 if __name__ == "__main__":
-    main(["extract-features", *sys.argv[1:]])
+    main()

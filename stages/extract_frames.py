@@ -1,11 +1,11 @@
-"""DVC stage `extract_frames` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `extract_frames` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec extract-frames`.
+The work lives in actionrec.pipeline.extract_frames, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.extract_frames import main
 
 if __name__ == "__main__":
-    main(["extract-frames", *sys.argv[1:]])
+    main()

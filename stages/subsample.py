@@ -1,11 +1,11 @@
-"""DVC stage `subsample` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `subsample` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec subsample`.
+The work lives in actionrec.pipeline.subsample, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.subsample import main
 
 if __name__ == "__main__":
-    main(["subsample", *sys.argv[1:]])
+    main()

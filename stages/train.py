@@ -1,11 +1,11 @@
-"""DVC stage `train` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `train` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec train`.
+The work lives in actionrec.pipeline.train, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.train import main
 
 if __name__ == "__main__":
-    main(["train", *sys.argv[1:]])
+    main()

@@ -1,11 +1,11 @@
-"""DVC stage `validate` (see dvc.yaml); `--help` lists its options.
+"""DVC stage `validate` (dvc.yaml); `--help` lists its options.
 
-The work lives in actionrec.pipeline; this file only forwards to `actionrec validate`.
+The work lives in actionrec.pipeline.validate, which imports only what this stage runs.
 """
 
-import sys
+import _own_src  # noqa: F401  (this tree's src/ first on sys.path)
 
-from actionrec.cli import main
+from actionrec.pipeline.validate import main
 
 if __name__ == "__main__":
-    main(["validate", *sys.argv[1:]])
+    main()

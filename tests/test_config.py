@@ -7,9 +7,9 @@ import copy
 import pytest
 import yaml
 
+from actionrec.commands import profile_args
 from actionrec.config import flatten, load_params, parse_params, profile_overrides
 from actionrec.errors import ConfigError
-from actionrec.pipeline import profile_args
 
 
 def test_shipped_params_describe_the_real_run(repo_params):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from actionrec.errors import ConfigError
-from actionrec.models import REGISTRY, get_architecture
+from actionrec.models import REGISTRY, SETTINGS, get_architecture
 from actionrec.models import settings as S
 from actionrec.models.backbones import WEIGHTS_HOST, build_backbone
 from actionrec.models.heads import backbone_feature_model, feature_stats, storage_scale_log2
@@ -28,10 +28,24 @@ def _clips(size: int, n: int = 2, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, T, size, size, 3), dtype=np.uint8)
 
 
-def test_registry_holds_the_five():
-    assert sorted(REGISTRY) == sorted(TINY)
+def test_registry_holds_the_five_and_each_model_file_registers_its_own():
+    from actionrec.config import ARCHITECTURES, ModelsSettings
+
+    assert list(SETTINGS) == list(TINY) == list(ARCHITECTURES) == list(ModelsSettings.model_fields)
+    for name in TINY:
+        arch = get_architecture(name)  # imports actionrec/models/<name>.py
+        assert arch.name == name and arch.settings is SETTINGS[name] and REGISTRY[name] is arch
     with pytest.raises(KeyError, match="known"):
         get_architecture("resnet_lstm")
+
+
+def test_a_model_file_must_use_its_registered_settings_class():
+    from actionrec.models.registry import Architecture, register, settings_for
+
+    with pytest.raises(ValueError, match="settings_for"):
+        register(Architecture(name="not_in_settings", settings=S.LRCNSettings, build=print))
+    with pytest.raises(ValueError, match="two settings classes"):
+        settings_for("lrcn")(S.ConvLSTMSettings)
 
 
 @pytest.mark.parametrize("name", ["lrcn", "convlstm", "vgg16_bilstm"])

@@ -261,3 +261,23 @@ def test_cli_refuses_bad_arguments_before_loading(model_dir, tmp_path):
     proc = run_cmd(["actionrec", "predict", "x.avi", "--model", str(tmp_path / "none")],
                    cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "no model at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_model_uris_are_resolved_in_the_tracking_store_params_yaml_names(repo_params, tmp_path,
+                                                                          monkeypatch):
+    """The README's team set-up puts the server in mlflow.tracking_uri of params.yaml:
+    `actionrec predict --model models:/...` looks there (after --tracking-uri and the
+    environment), and in ./mlflow.db when there is no params file."""
+    import yaml
+
+    from actionrec.commands import predict_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert predict_tracking_uri("params.yaml") == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    raw = {**repo_params, "mlflow": {**repo_params["mlflow"],
+                                     "tracking_uri": "http://127.0.0.1:5000"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert predict_tracking_uri("params.yaml") == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
+    assert predict_tracking_uri("params.yaml") == "http://127.0.0.1:5001"

@@ -92,10 +92,7 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
         (project / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())["top1_accuracy"]
     history = (project / "models" / "lrcn" / "history.csv").read_text().splitlines()
 
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    assert tracking.set_champion("lrcn", {"lrcn": run_info}) == \
+    assert tracking.set_champion(uri, "lrcn", {"lrcn": run_info}) == \
         "models:/actionrec-lrcn@champion"
 
     def read_back() -> None:

@@ -1,4 +1,5 @@
-"""``actionrec``: the command line for people; ``stages/*.py`` call the same subcommands.
+"""``actionrec``: the command line for people. Each stage's subcommand takes the same
+options as its ``stages/<stage>.py`` (both come from :mod:`actionrec.pipeline`).
 
     actionrec download          # fill data/raw from data.source
     actionrec subsample         # manifest + class list
@@ -22,146 +23,52 @@ Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params fil
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
-from actionrec import native_logs, pipeline
-from actionrec.config import ARCHITECTURES
+from actionrec import commands
+from actionrec.pipeline import (
+    add_params_option,
+    compare,
+    download,
+    evaluate,
+    extract_features,
+    extract_frames,
+    prepare_process,
+    run_stage,
+    subsample,
+    train,
+    validate,
+)
+
+_params = add_params_option
 
 
-def _params(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+def _stage(module, help_text: str):
+    """The subcommand of a pipeline stage: the same options and function as its
+    ``stages/<stage>.py`` (``module.add_arguments``, ``module.DESCRIPTION``)."""
+    def add(sub) -> None:
+        name = next(k for k, v in STAGE_COMMANDS.items() if v is module)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=module.DESCRIPTION))
+    return add
 
 
-# One function per command: its arguments, and the call they are passed to, side by side.
-# Each adds its parser to ``sub`` and sets ``run`` (args -> None) as the parser's default.
+#: ``actionrec <command>`` of each stage -> its module in :mod:`actionrec.pipeline`.
+STAGE_COMMANDS = {"download": download, "subsample": subsample, "validate": validate,
+                  "extract-frames": extract_frames, "extract-features": extract_features,
+                  "train": train, "evaluate": evaluate, "compare": compare}
 
-def _download(sub) -> None:
-    p = sub.add_parser("download", help="fill the raw folder from data.source",
-                       description="Download / generate / copy the dataset (data.source) into "
-                                   "the UCF101 layout. Downloads resume from --cache.")
-    _params(p)
-    p.add_argument("--out", default="data/raw", help="raw dataset folder (default: %(default)s)")
-    p.add_argument("--cache", default="data/downloads",
-                   help="kept downloads, for resuming (default: %(default)s)")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.download, params=a.params, out=a.out, cache=a.cache))
-
-
-def _subsample(sub) -> None:
-    p = sub.add_parser("subsample", help="select classes and splits into a manifest",
-                       description="Top-N (or listed) classes, group-aware validation split, "
-                                   "manifest CSV and class list.")
-    _params(p)
-    p.add_argument("--raw", default="data/raw")
-    p.add_argument("--manifest", default="data/manifest.csv")
-    p.add_argument("--classes", default="data/classes.json")
-    p.add_argument("--report", default="reports/subsample.json")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.subsample, params=a.params, raw=a.raw, manifest=a.manifest,
-        classes=a.classes, report=a.report))
+_download = _stage(download, "fill the raw folder from data.source")
+_subsample = _stage(subsample, "select classes and splits into a manifest")
+_validate = _stage(validate, "run the Great Expectations suite")
+_extract_frames = _stage(extract_frames, "decode clips into fixed-length frame sequences")
+_extract_features = _stage(extract_features, "cache a frozen backbone's features")
+_train = _stage(train, "train one architecture (logs to MLflow)")
+_evaluate = _stage(evaluate, "evaluate one architecture on the test split")
+_compare = _stage(compare, "compare the architectures")
 
 
-def _validate(sub) -> None:
-    p = sub.add_parser("validate", help="run the Great Expectations suite",
-                       description="Decode every clip once and validate the manifest; fails "
-                                   "with reports/validation.md on a broken expectation.")
-    _params(p)
-    p.add_argument("--raw", default="data/raw")
-    p.add_argument("--manifest", default="data/manifest.csv")
-    p.add_argument("--classes", default="data/classes.json")
-    p.add_argument("--probe", default="data/probe.csv", help="per-clip decode facts (output)")
-    p.add_argument("--report-dir", default="reports")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.validate, params=a.params, raw=a.raw, manifest=a.manifest, classes=a.classes,
-        probe=a.probe, report_dir=a.report_dir))
-
-
-def _extract_frames(sub) -> None:
-    p = sub.add_parser("extract-frames", help="decode clips into fixed-length frame sequences",
-                       description="Sample frames.sequence_length frames per clip, crop and "
-                                   "resize to every image size the architectures need.")
-    _params(p)
-    p.add_argument("--raw", default="data/raw")
-    p.add_argument("--manifest", default="data/manifest.csv")
-    p.add_argument("--classes", default="data/classes.json")
-    p.add_argument("--probe", default="data/probe.csv")
-    p.add_argument("--out", default="data/frames")
-    p.add_argument("--report", default="reports/extract_frames.json")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.extract, params=a.params, raw=a.raw, manifest=a.manifest, classes=a.classes,
-        probe=a.probe, out=a.out, report=a.report))
-
-
-def _extract_features(sub) -> None:
-    p = sub.add_parser("extract-features", help="cache a frozen backbone's features",
-                       description="Run an architecture's ImageNet backbone once over every "
-                                   "stored frame (float16 features + mask).")
-    _params(p)
-    p.add_argument("arch", choices=ARCHITECTURES)
-    p.add_argument("--frames", default="data/frames")
-    p.add_argument("--out", help="default: data/features/<arch>")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.features, params=a.params, arch=a.arch, frames=a.frames,
-        out=a.out or f"data/features/{a.arch}"))
-
-
-def _train(sub) -> None:
-    p = sub.add_parser("train", help="train one architecture (logs to MLflow)",
-                       description="Fit one architecture with the shared recipe (Adam, "
-                                   "ReduceLROnPlateau, EarlyStopping, checkpoints, resume).")
-    _params(p)
-    p.add_argument("arch", choices=ARCHITECTURES)
-    p.add_argument("--classes", default="data/classes.json")
-    p.add_argument("--manifest", default="data/manifest.csv",
-                   help="logged as the run's MLflow datasets, one per split (default: "
-                        "%(default)s)")
-    p.add_argument("--frames", default="data/frames")
-    p.add_argument("--features", default="data/features")
-    p.add_argument("--out", help="default: models/<arch>")
-    p.add_argument("--work", default="models/.resume",
-                   help="resumable state of an interrupted run (default: %(default)s)")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.train, params=a.params, arch=a.arch, classes=a.classes, manifest=a.manifest,
-        frames=a.frames, features=a.features, out=a.out or f"models/{a.arch}", work=a.work))
-
-
-def _evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate one architecture on the test split",
-                       description="Test metrics, confusion matrix, curves and latency; "
-                                   "logged into the architecture's MLflow training run.")
-    _params(p)
-    p.add_argument("arch", choices=ARCHITECTURES)
-    p.add_argument("--model", help="default: models/<arch>")
-    p.add_argument("--manifest", default="data/manifest.csv",
-                   help="its test rows are logged as the run's test dataset (default: "
-                        "%(default)s)")
-    p.add_argument("--frames", default="data/frames")
-    p.add_argument("--features", default="data/features")
-    p.add_argument("--report", help="default: reports/evaluate/<arch>")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.evaluate, params=a.params, arch=a.arch, model=a.model or f"models/{a.arch}",
-        manifest=a.manifest, frames=a.frames, features=a.features,
-        report=a.report or f"reports/evaluate/{a.arch}"))
-
-
-def _compare(sub) -> None:
-    p = sub.add_parser("compare", help="compare the five architectures",
-                       description="reports/comparison.md (one row per architecture, and the "
-                                   "MLflow page comparing the runs), reports/comparison.png, "
-                                   "and the MLflow alias 'champion' on the best architecture "
-                                   "by macro-F1.")
-    _params(p)
-    p.add_argument("--reports", default="reports/evaluate",
-                   help="the evaluate stages' <arch>/metrics.json (default: %(default)s)")
-    p.add_argument("--models", default="models",
-                   help="trained models, for their MLflow runs and registry versions "
-                        "(default: %(default)s)")
-    p.add_argument("--out", default="reports/comparison.md",
-                   help="the table; the chart goes beside it as .png (default: %(default)s)")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.compare, params=a.params, reports=a.reports, models=a.models, out=a.out))
-
+# One function per other command: its arguments, and the call they are passed to, side by
+# side. Each adds its parser to ``sub`` and sets ``run`` (args -> None) as the default.
 
 def _synthesize(sub) -> None:
     p = sub.add_parser("synthesize", help="write a synthetic dataset in the UCF101 layout",
@@ -169,14 +76,14 @@ def _synthesize(sub) -> None:
                                    "params.yaml) written to DIR; uses the resolved params.")
     _params(p)
     p.add_argument("dir", help="output folder (gets UCF-101/ and ucfTrainTestlist/)")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.synthesize, params=a.params, out=a.dir))
+    p.set_defaults(run=lambda a: run_stage(
+        commands.synthesize, params=a.params, out=a.dir))
 
 
 def _show_params(sub) -> None:
     p = sub.add_parser("params", help="print the validated params as YAML")
     _params(p)
-    p.set_defaults(run=lambda a: pipeline.run_stage(pipeline.show_params, params=a.params))
+    p.set_defaults(run=lambda a: run_stage(commands.show_params, params=a.params))
 
 
 def _profile(sub) -> None:
@@ -189,8 +96,8 @@ def _profile(sub) -> None:
     p.add_argument("--apply", action="store_true",
                    help="write the profile into the params file instead (for scratch copies: "
                         "its comments are lost)")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.profile_args, params=a.params, name=a.name, apply=a.apply))
+    p.set_defaults(run=lambda a: run_stage(
+        commands.profile_args, params=a.params, name=a.name, apply=a.apply))
 
 
 def _gate(sub) -> None:
@@ -209,8 +116,8 @@ def _gate(sub) -> None:
                    help="also append the table to FILE, e.g. $GITHUB_STEP_SUMMARY")
     p.add_argument("--update", action="store_true",
                    help="rewrite the baseline from --reports instead of checking")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.gate, params=a.params, reports=a.reports, baseline=a.baseline,
+    p.set_defaults(run=lambda a: run_stage(
+        commands.gate, params=a.params, reports=a.reports, baseline=a.baseline,
         tolerance=a.tolerance, summary=a.summary, update=a.update))
 
 
@@ -246,15 +153,19 @@ def _predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--tracking-uri",
                    help="MLflow store for models:/ and runs:/ URIs (default: "
-                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+                        "$MLFLOW_TRACKING_URI, else mlflow.tracking_uri of --params, else "
+                        "sqlite:///mlflow.db here)")
+    p.add_argument("--params", default="params.yaml",
+                   help="params file whose mlflow.tracking_uri is used, if it exists "
+                        "(default: %(default)s)")
 
     def run(a: argparse.Namespace) -> None:
         for opt in ("stride", "plot"):
             if getattr(a, opt) is not None and a.window is None:
                 p.error(f"--{opt} needs --window")
-        pipeline.run_stage(pipeline.predict, videos=a.videos, model=a.model, top_k=a.top_k,
+        run_stage(commands.predict, videos=a.videos, model=a.model, top_k=a.top_k,
                            window=a.window, stride=a.stride, fps=a.fps, plot=a.plot,
-                           as_json=a.json, tracking_uri=a.tracking_uri)
+                           as_json=a.json, tracking_uri=a.tracking_uri, params=a.params)
 
     p.set_defaults(run=run)
 
@@ -270,8 +181,8 @@ def _track(sub) -> None:
     p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="models/<arch> folders")
     p.add_argument("--tracking-uri",
                    help="log there instead of the server recorded at training time")
-    p.set_defaults(run=lambda a: pipeline.run_stage(
-        pipeline.track, model_dirs=a.model_dirs, tracking_uri=a.tracking_uri))
+    p.set_defaults(run=lambda a: run_stage(
+        commands.track, model_dirs=a.model_dirs, tracking_uri=a.tracking_uri))
 
 
 def _mlflow_server(sub) -> None:
@@ -294,7 +205,7 @@ def _mlflow_server(sub) -> None:
     def run(a: argparse.Namespace) -> None:
         if a.action in ("backup", "restore") and not a.path:
             p.error(f"{a.action} needs the backup folder")
-        pipeline.run_stage(pipeline.mlflow_server, action=a.action, path=a.path, root=a.dir,
+        run_stage(commands.mlflow_server, action=a.action, path=a.path, root=a.dir,
                            port=a.port, pg_port=a.pg_port)
 
     p.set_defaults(run=run)
@@ -336,11 +247,9 @@ def _positive_float(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``actionrec`` console script and of ``stages/*.py``."""
-    # Under `dvc repro` stdout is a pipe: line buffering shows each epoch as it ends.
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True)
-    native_logs.filter_process_stderr()  # TensorFlow's C++ chatter out of stage output
+    """Entry point of the ``actionrec`` console script (``stages/*.py`` call the stage
+    modules' own ``main``, which take the same options)."""
+    prepare_process()  # stdout line-buffered, TensorFlow's C++ chatter out of stderr
     args = build_parser().parse_args(argv)
     args.run(args)
 

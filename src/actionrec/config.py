@@ -19,29 +19,32 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from actionrec.errors import ConfigError
-from actionrec.models.settings import (
-    ArchSettings,
-    ConvLSTMSettings,
-    EfficientNetB7LSTMSettings,
-    InceptionV3GRUSettings,
-    LRCNSettings,
-    VGG16BiLSTMSettings,
-)
+from actionrec.models.registry import SETTINGS as _ARCH_SETTINGS
+from actionrec.models.settings import ArchSettings
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
-#: The architectures of the pipeline (``train@<arch>`` in dvc.yaml), each with a
-#: section under ``models:``.
 #: The actions the synthetic generator can draw (``data.synthetic.actions``); each has a
 #: pose function in :data:`actionrec.data.synthetic.ACTIONS`, which checks that it has all.
 SYNTHETIC_ACTIONS = ("sit_down", "stand_up", "wave", "jumping_jack", "walk", "punch", "bend")
-ARCHITECTURES = ("lrcn", "convlstm", "inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm")
+#: The architectures of the pipeline (``train@<arch>`` in dvc.yaml), each with a
+#: section under ``models:``: the settings classes of :mod:`actionrec.models.registry`,
+#: in README order.
+ARCHITECTURES: tuple[str, ...] = tuple(_ARCH_SETTINGS)
 
 
 class _Strict(BaseModel):
@@ -206,18 +209,13 @@ class FrameSettings(_Strict):
     workers: NonNegInt = 0
 
 
-class ModelsSettings(_Strict):
-    """Each architecture's section (classes in :mod:`actionrec.models.settings`).
+class _ModelsBase(_Strict):
+    """Each architecture's section (classes in :mod:`actionrec.models.settings`); one field
+    per architecture, named as it (:class:`ModelsSettings` is made from the registry).
 
     ``dvc.yaml`` runs every architecture (``train@<arch>``); train one alone with
     ``dvc repro train@lrcn``.
     """
-
-    lrcn: LRCNSettings
-    convlstm: ConvLSTMSettings
-    inceptionv3_gru: InceptionV3GRUSettings
-    efficientnetb7_lstm: EfficientNetB7LSTMSettings
-    vgg16_bilstm: VGG16BiLSTMSettings
 
     def get(self, name: str) -> ArchSettings:
         """The section of architecture ``name``."""
@@ -226,6 +224,13 @@ class ModelsSettings(_Strict):
     def image_sizes(self) -> list[int]:
         """Distinct input image sizes (pixels, square) of the architectures, sorted."""
         return sorted({self.get(a).image_size for a in ARCHITECTURES})
+
+
+#: ``models:`` of params.yaml: a required field per registered architecture.
+ModelsSettings = create_model(
+    "ModelsSettings", __base__=_ModelsBase, __module__=__name__,
+    **{name: (cls, ...) for name, cls in _ARCH_SETTINGS.items()},
+)
 
 
 class MlflowSettings(_Strict):
@@ -273,8 +278,11 @@ class GateSettings(_Strict):
     """
 
     baseline: str = "ci/baseline"  # committed <arch>/metrics.json of the tiny profile
-    metrics: dict[str, MetricList] = {"default": ["top1_accuracy", "macro_f1"]}
-    tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.07  # largest allowed drop
+    metrics: dict[str, MetricList] = {
+        "default": ["top1_accuracy", "macro_f1", "train_top1_accuracy"]}
+    # largest allowed drop, absolute: 5 of the tiny profile's 64 test clips (0.0781), 1.5x
+    # the largest spread between CPUs measured by benchmarks/gate_numerics.py
+    tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.079
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -394,10 +402,88 @@ def read_raw(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     return raw
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+def load_params(path: str | os.PathLike[str] = "params.yaml", stage: str | None = None) -> Params:
     """Read and validate a params file.
+
+    Args:
+        stage: the DVC stage this process runs (``train@lrcn``). With
+            ``$ACTIONREC_PARAMS_LOG`` set, the settings the stage then reads are appended
+            to that file when the process ends (:func:`record_reads`).
 
     Raises:
         ConfigError: the file is missing, is not YAML, or holds an invalid value.
     """
-    return parse_params(read_raw(path), source=str(path))
+    params = parse_params(read_raw(path), source=str(path))
+    log = os.environ.get(PARAMS_LOG_ENV)
+    if stage and log:
+        record_reads(params, stage, Path(log))
+    return params
+
+
+#: Settings that change no result of any stage, so no stage declares them as a DVC param
+#: (changing them reruns nothing): where runs are logged and shown, how often system
+#: metrics are sampled, how many threads read or decode, and how hard a download is
+#: retried (the bytes are pinned by sha256 or the download fails). A stage may read them.
+RESULT_NEUTRAL = ("mlflow.tracking_uri", "mlflow.ui_url", "mlflow.system_metrics_interval_s",
+                  "train.loader_workers", "validate.workers", "frames.workers", "data.download")
+
+#: Environment variable naming the params-read log (JSON lines) of :func:`record_reads`.
+PARAMS_LOG_ENV = "ACTIONREC_PARAMS_LOG"
+
+
+def record_reads(params: Params, stage: str, log: Path) -> None:
+    """Record which settings of ``params`` this process reads; append them to ``log``.
+
+    A test instrument (``ci/tiny_pipeline.sh`` sets ``$ACTIONREC_PARAMS_LOG``, and
+    ``tests/test_stage_deps.py`` compares each stage's reads with its ``params`` in
+    ``dvc.yaml``). Every field access on a settings object of ``params`` records its
+    dotted key (``models.lrcn.epochs``; aliases as in params.yaml, ``validate.min_fps``);
+    ``model_dump()`` of a section records the section's key (a read of all of it). At
+    exit one JSON line is appended: ``{"stage", "read": [keys], "modules": [the
+    actionrec modules imported]}``.
+    """
+    import atexit
+    import json
+    import sys
+
+    paths: dict[int, str] = {}
+    classes: set[type] = set()
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        paths[id(model)] = prefix
+        classes.add(type(model))
+        for name, field in type(model).model_fields.items():
+            value = model.__dict__.get(name)
+            if isinstance(value, BaseModel):
+                walk(value, f"{prefix}{field.alias or name}.")
+
+    walk(params, "")
+    read: set[str] = set()
+
+    for cls in classes:
+        fields = {name: field.alias or name for name, field in cls.model_fields.items()}
+        original_dump = cls.model_dump
+
+        def getattribute(self, name, _fields=fields):
+            value = object.__getattribute__(self, name)
+            prefix = paths.get(id(self))
+            if prefix is not None and name in _fields and not isinstance(value, BaseModel):
+                read.add(prefix + _fields[name])
+            return value
+
+        def model_dump(self, *args, _original=original_dump, **kwargs):
+            prefix = paths.get(id(self))
+            if prefix:
+                read.add(prefix.rstrip("."))
+            return _original(self, *args, **kwargs)
+
+        cls.__getattribute__ = getattribute
+        cls.model_dump = model_dump
+
+    def write() -> None:
+        modules = sorted(m for m in sys.modules if m == "actionrec" or m.startswith("actionrec."))
+        line = json.dumps({"stage": stage, "read": sorted(read), "modules": modules})
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    atexit.register(write)

@@ -145,13 +145,13 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
     import keras
 
     import actionrec.models.layers  # noqa: F401  (registers the custom layers)
-    from actionrec.data.frames import read_clip
-    from actionrec.training import read_meta
+    from actionrec.data.frames import frames_dir, read_clip
+    from actionrec.model_meta import ModelMeta
 
-    meta = read_meta(model_dir)
-    classes = meta["classes"]
+    meta = ModelMeta.read(model_dir)
+    classes = meta.classes
     model = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
-    frames = frames_root / str(meta["image_size"])
+    frames = frames_dir(frames_root, meta.image_size)
     probs, rows = predict_split(name, model, frames, features_root, batch_size)
     labels = rows["label"].to_numpy()
     metrics, per_class = classification_metrics(probs, labels, classes, top_k)
@@ -162,7 +162,7 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
     clip = read_clip(frames, rows["file"].iloc[0])[None]
     metrics["latency_ms"] = measure_latency(model, clip, latency_warmup, latency_runs)
     metrics["parameters"] = int(model.count_params())
-    metrics["epochs_trained"] = int(meta["epochs_trained"])
+    metrics["epochs_trained"] = int(meta.epochs_trained or 0)
 
     report_dir.mkdir(parents=True, exist_ok=True)
     pred = probs.argmax(axis=1)

@@ -9,9 +9,6 @@ package travels as code, so the custom layers load in safe mode anywhere.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -24,9 +21,11 @@ class VideoClassifier(mlflow.pyfunc.PythonModel):
         import keras
 
         import actionrec.models.layers  # noqa: F401  (registers the custom layers)
+        from actionrec.model_meta import ModelMeta
 
         self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True)
-        self.meta = json.loads(Path(context.artifacts["meta"]).read_text())
+        # a plain mapping (predict reads it back through ModelMeta), validated on load
+        self.meta = ModelMeta.read(context.artifacts["meta"]).model_dump(mode="json")
 
     # The hint is the one MLflow 3 leaves alone (no schema is inferred from np.ndarray): the
     # model is logged with an explicit tensor signature (tracking.log_model), and without

@@ -49,9 +49,7 @@ from actionrec.data.video import (
     sample_indices,
 )
 from actionrec.errors import ActionrecError
-
-#: Keys of ``meta.json`` that the input contract needs.
-CONTRACT_KEYS = ("classes", "sequence_length", "image_size", "sampling", "short_clip", "crop")
+from actionrec.model_meta import MetaError, ModelMeta
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
@@ -82,17 +80,18 @@ class InputContract:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], source: str) -> InputContract:
-        """Read the contract from a ``meta.json`` mapping.
+        """Read the contract from a ``meta.json`` mapping (:class:`ModelMeta`).
 
         Raises:
-            PredictError: a key is missing (the model was not saved by actionrec training).
+            PredictError: a key is missing or invalid (the model was not saved by
+                actionrec training).
         """
-        missing = [k for k in CONTRACT_KEYS if k not in meta]
-        if missing:
-            raise PredictError(f"{source}: meta.json lacks {missing}; was this model saved by "
-                               "`actionrec train`?")
-        return cls(tuple(meta["classes"]), int(meta["sequence_length"]),
-                   int(meta["image_size"]), meta["sampling"], meta["short_clip"], meta["crop"])
+        try:
+            m = ModelMeta.from_mapping(meta, source)
+        except MetaError as err:
+            raise PredictError(str(err)) from None
+        return cls(tuple(m.classes), m.sequence_length, m.image_size, m.sampling,
+                   m.short_clip, m.crop)
 
 
 @dataclass

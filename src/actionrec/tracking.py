@@ -435,7 +435,7 @@ def log_test_results(run_id: str, metrics: dict[str, float], artifacts: list[Pat
 CHAMPION_ALIAS = "champion"
 
 
-def set_champion(best: str, runs: dict[str, dict[str, Any]]) -> str | None:
+def set_champion(uri: str, best: str, runs: dict[str, dict[str, Any]]) -> str | None:
     """Point the alias ``champion`` at ``best``'s registered model version.
 
     Each architecture has its own registered model (``actionrec-<arch>``); the alias is
@@ -443,6 +443,7 @@ def set_champion(best: str, runs: dict[str, dict[str, Any]]) -> str | None:
     resolves, and it is the architecture that won the last comparison on the test split.
 
     Args:
+        uri: the tracking URI (:func:`tracking_uri`); its model registry is used.
         best: the winning architecture.
         runs: ``{arch: models/<arch>/mlflow_run.json content}`` (``registered_model``,
             ``registered_version``).
@@ -458,7 +459,7 @@ def set_champion(best: str, runs: dict[str, dict[str, Any]]) -> str | None:
     name, version = info.get("registered_model"), info.get("registered_version")
     if not name or version is None:
         return None
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     for arch, other in runs.items():
         if arch != best and other.get("registered_model"):
             with contextlib.suppress(MlflowException):  # a model that never had the alias

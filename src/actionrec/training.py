@@ -22,7 +22,6 @@ two runs with the same params give the same weights and the same test metrics.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -41,8 +40,9 @@ from actionrec.data.datasets import (
     one_hot,
     split_index,
 )
-from actionrec.data.frames import read_clip
-from actionrec.io import write_csv, write_json
+from actionrec.data.frames import frames_dir, read_clip
+from actionrec.io import write_csv
+from actionrec.model_meta import ModelMeta
 from actionrec.models import get_architecture
 from actionrec.models.heads import feature_stats
 from actionrec.runtime import runtime_info
@@ -262,7 +262,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     arch = get_architecture(name)
     s = params.models.get(name)
     t, c = params.frames.sequence_length, len(classes)
-    frames = frames_root / str(s.image_size)
+    frames = frames_dir(frames_root, s.image_size)
     uses_features = s.trains_on_features
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -362,17 +362,15 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         hist = hist.drop_duplicates("epoch", keep="last").sort_values("epoch")
         write_csv(out_dir / "history.csv", hist)
         epochs = len(hist)
-        meta = {
-            "architecture": name, "classes": classes, "num_classes": c,
-            "sequence_length": t, "image_size": s.image_size,
-            "sampling": params.frames.sampling, "short_clip": params.frames.short_clip,
-            "crop": params.frames.crop, "input": "uint8 RGB (N, T, S, S, 3)",
-            "trained_on": "features" if uses_features else "frames", "epochs_trained": epochs,
-            "seed": params.seed, "mlflow_run_id": run.info.run_id,
-            "mlflow_experiment": params.experiment_name(),
-            "parameters": int(full.count_params()),
-        }
-        write_json(out_dir / "meta.json", meta)
+        meta = ModelMeta(
+            architecture=name, classes=classes, num_classes=c, sequence_length=t,
+            image_size=s.image_size, sampling=params.frames.sampling,
+            short_clip=params.frames.short_clip, crop=params.frames.crop,
+            trained_on="features" if uses_features else "frames", epochs_trained=epochs,
+            seed=params.seed, mlflow_run_id=run.info.run_id,
+            mlflow_experiment=params.experiment_name(), parameters=int(full.count_params()),
+        )
+        meta.write(out_dir)
         # One clip per replica: a data-parallel model splits the batch across them, and a
         # replica handed no sample fails (the LSTM cell gets an empty batch).
         probs = full.predict(np.repeat(data.example_clip, spread.replicas, axis=0),
@@ -386,9 +384,4 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
                                example=data.example_clip, probs=probs, classes=classes)
         shutil.rmtree(work_dir, ignore_errors=True)  # training is done; never repeat it
         tracking.finish_run(out_dir, uri, root)
-    return meta
-
-
-def read_meta(model_dir: Path) -> dict[str, Any]:
-    """The ``meta.json`` that training wrote beside the model."""
-    return json.loads((model_dir / "meta.json").read_text())
+    return meta.model_dump(mode="json")

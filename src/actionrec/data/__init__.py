@@ -1,0 +1,1 @@
+"""Data: sources and download, split lists, the frame store, validation, datasets."""

@@ -15,12 +15,17 @@ video) and ``n_valid`` (slots of the sequence that hold a frame; the mask is
 mmap_mode="r")``), so training streams clips without holding the dataset in memory.
 
 Pixels are never stored upsampled. A size larger than the videos' native crop
-(EfficientNetB7's 600 px against UCF101's 240 px) gets no frames of its own: its
-``meta.json`` names the tree that serves it (``files_in``: the largest requested size
-that fits the native crop, e.g. 224; else a tree stored at the native side) and
-:func:`read_clip` enlarges on read. Storing upsampled frames would write 6x the
-bytes for no information and make the stage I/O bound (3-4x a bare decode
-instead of ~1.1x; see docs/benchmarks.md).
+(EfficientNetB7's 600 px against UCF101's 240 px) shares the frames of another tree: its
+``meta.json`` names that tree (``files_in``: the largest requested size that fits the
+native crop, e.g. 224; else the size's own tree, stored at the native side), its
+``.npy`` files are hard links to that tree's (the same bytes: no extra disk, and DVC's
+cache keeps them once), and :func:`read_clip` enlarges on read. Storing upsampled frames
+would write 6x the bytes for no information and make the stage I/O bound (3-4x a bare
+decode instead of ~1.1x; see docs/benchmarks.md).
+
+Every ``<out>/<size>`` folder is thus complete on its own: a stage that reads one size
+depends on that folder alone (``data/frames/${item.image_size}`` in ``dvc.yaml``), and
+a change to another size leaves it bit-identical, so the stages that read it stay cached.
 """
 
 from __future__ import annotations
@@ -40,6 +45,32 @@ from actionrec.io import atomic_open, write_csv, write_json
 from actionrec.parallel import imap_progress
 
 INDEX_COLUMNS = ["file", "video", "class_name", "label", "split", "group", "n_frames", "n_valid"]
+
+
+def frames_dir(frames_root: str | Path, size: int) -> Path:
+    """The folder of one image size in the frame store: ``<frames_root>/<size>``.
+
+    Args:
+        frames_root: the stage output ``data/frames``.
+        size: the square image size in pixels (an architecture's ``image_size``).
+    """
+    return Path(frames_root) / str(int(size))
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` a hard link to ``src`` (a copy where the file system has none),
+    atomically: a temporary sibling, then a rename over any old ``dst``."""
+    import os
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -69,7 +100,7 @@ def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None,
     store = Path(store)
     if meta is None:
         meta = json.loads((store / "meta.json").read_text())
-    clip = np.load(store.parent / meta["files_in"] / file)
+    clip = np.load(store / file)
     size = meta["size"]
     if clip.shape[1] == size or not enlarge:
         return clip
@@ -112,6 +143,7 @@ class _Job:
     sizes: tuple[tuple[int, int], ...]  # (tree, stored side)
     settings: FrameSettings
     out: str
+    links: tuple[tuple[int, int], ...] = ()  # (size, tree): size's files are links to tree's
 
 
 def _extract_one(job: _Job) -> dict[str, Any]:
@@ -130,7 +162,9 @@ def _extract_one(job: _Job) -> dict[str, Any]:
         clip[len(decoded):] = 0
         for t, frame in enumerate(decoded):
             crop_resize(frame, stored, s.crop, out=clip[t])
-        save_npy(Path(job.out) / str(tree) / rel, clip)
+        save_npy(frames_dir(job.out, tree) / rel, clip)
+    for size, tree in job.links:
+        link_or_copy(frames_dir(job.out, tree) / rel, frames_dir(job.out, size) / rel)
     return {**row, "ok": True, "error": "", "file": rel, "n_valid": len(decoded)}
 
 
@@ -164,6 +198,7 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
     native = int(np.minimum(readable["width"], readable["height"]).min()) if len(readable) else 0
     plan = plan_stores(sizes, native)
     stored = tuple(sorted({(files_in, st) for files_in, st in plan.values()}))
+    links = tuple(sorted((size, f) for size, (f, _) in plan.items() if f != size))
     jobs, results = [], []
     for row in table.to_dict("records"):
         base = {k: row[k] for k in ("path", "video", "class_name", "label", "split", "group")}
@@ -172,7 +207,7 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
             results.append({**base, "ok": False, "error": "unreadable in the validate probe"})
             continue
         jobs.append(_Job(base, str(video_root / row["path"]), base["n_frames"], stored,
-                         settings, str(out)))
+                         settings, str(out), links))
     results += imap_progress(_extract_one, jobs, settings.workers, desc="extract frames",
                              progress=progress)
 
@@ -201,8 +236,8 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
             raise DatasetError(f"split {split!r} lost every clip of {lost}; see {report_path}")
     index = done.sort_values(["split", "class_name", "video"])[INDEX_COLUMNS]
     for size, (files_in, st) in plan.items():
-        write_csv(out / str(size) / "index.csv", index)
-        write_json(out / str(size) / "meta.json", {
+        write_csv(frames_dir(out, size) / "index.csv", index)
+        write_json(frames_dir(out, size) / "meta.json", {
             "size": size, "files_in": str(files_in), "stored_size": st,
             "sequence_length": settings.sequence_length,
             "sampling": settings.sampling, "short_clip": settings.short_clip,

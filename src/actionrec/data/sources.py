@@ -20,13 +20,11 @@ import pandas as pd
 from actionrec.config import DataSettings
 from actionrec.data import synthetic
 from actionrec.data.download import download, download_first, extract_archive
+from actionrec.data.layout import LIST_DIR, VIDEO_DIR
 from actionrec.data.splits import read_class_index, read_split_list
 from actionrec.data.video import VIDEO_EXTENSIONS
 from actionrec.errors import DatasetError
 from actionrec.io import atomic_dir, write_text
-
-VIDEO_DIR = "UCF-101"
-LIST_DIR = "ucfTrainTestlist"
 
 
 def _find_dir(root: Path, name: str) -> Path:

@@ -9,7 +9,7 @@ on the classifier follow the project's training recipe.
 
 from __future__ import annotations
 
-from actionrec.models import Architecture, register
+from actionrec.models.registry import Architecture, register
 from actionrec.models.settings import ConvLSTMSettings
 
 

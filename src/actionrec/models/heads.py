@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actionrec.models import Architecture
+from actionrec.models.registry import Architecture
 from actionrec.models.settings import BackboneSettings
 
 

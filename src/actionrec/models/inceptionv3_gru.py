@@ -8,8 +8,8 @@ The backbone is frozen and run once per frame by the `extract_features` stage; t
 head trains on the cached features; the saved model is backbone + head on frames.
 """
 
-from actionrec.models import register
 from actionrec.models.heads import backbone_architecture
+from actionrec.models.registry import register
 from actionrec.models.settings import InceptionV3GRUSettings
 
 ARCH = register(backbone_architecture(

@@ -15,7 +15,7 @@ over the N x T frames of a batch.
 
 from __future__ import annotations
 
-from actionrec.models import Architecture, register
+from actionrec.models.registry import Architecture, register
 from actionrec.models.settings import LRCNSettings
 
 

@@ -3,6 +3,9 @@
 Every architecture's section has the :class:`ArchSettings` fields (input size,
 optimiser and schedule); each architecture file subclasses it with the knobs of its
 own design. Defaults follow the reference designs named in each file.
+
+The classes decorated with ``@settings_for(name)`` are the architectures of the pipeline,
+in this file's order (:mod:`actionrec.models.registry`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from actionrec.models.registry import settings_for
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -145,6 +150,7 @@ class ScratchSettings(ArchSettings):
         return None
 
 
+@settings_for("lrcn")
 class LRCNSettings(ScratchSettings):
     """LRCN (Donahue et al., CVPR 2015), from scratch: per-frame CNN + LSTM."""
 
@@ -156,6 +162,7 @@ class LRCNSettings(ScratchSettings):
     l2: Annotated[float, Field(ge=0)] = 1e-4
 
 
+@settings_for("convlstm")
 class ConvLSTMSettings(ScratchSettings):
     """ConvLSTM (Shi et al., NeurIPS 2015) stack, from scratch."""
 
@@ -166,18 +173,21 @@ class ConvLSTMSettings(ScratchSettings):
     l2: Annotated[float, Field(ge=0)] = 1e-4
 
 
+@settings_for("inceptionv3_gru")
 class InceptionV3GRUSettings(BackboneSettings):
     """InceptionV3 + GRU 16 -> GRU 8 (the Keras CNN-RNN video classification example)."""
 
     cell: Literal["gru"] = "gru"
 
 
+@settings_for("efficientnetb7_lstm")
 class EfficientNetB7LSTMSettings(BackboneSettings):
     """EfficientNetB7 + LSTM 16 -> LSTM 8."""
 
     cell: Literal["lstm"] = "lstm"
 
 
+@settings_for("vgg16_bilstm")
 class VGG16BiLSTMSettings(BackboneSettings):
     """VGG16 + LayerNorm + BiLSTM 128 + Dense 128 (L2 0.01)."""
 
