@@ -26,7 +26,7 @@ from tests.conftest import REPO, copy_project, run_cmd
 
 #: Files a module uses without importing them: tracking logs mlflow_model.py by path, as
 #: MLflow's "models from code" (tracking.log_model), so its code is part of every run.
-FILE_EDGES = {"actionrec.tracking": {"actionrec.mlflow_model"}}
+FILE_EDGES = {"actionrec.tracking.runs": {"actionrec.mlflow_model"}}
 #: Stages that import their architecture's model file by name
 #: (actionrec.models.get_architecture -> actionrec/models/<arch>.py).
 ARCH_MODULE_STAGES = {"extract_features", "train"}

@@ -81,7 +81,7 @@ def test_unreachable_server_fails_within_seconds_before_training(tmp_path):
 @pytest.mark.slow
 def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, tiny_data,
                                                                  tmp_path):
-    from actionrec import tracking
+    from actionrec.tracking import runs
 
     uri = team_server.tracking_uri
     project = stage_project(tiny_data, tmp_path / "project", epochs=3, uri=uri)
@@ -92,7 +92,7 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
         (project / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())["top1_accuracy"]
     history = (project / "models" / "lrcn" / "history.csv").read_text().splitlines()
 
-    assert tracking.set_champion(uri, "lrcn", {"lrcn": run_info}) == \
+    assert runs.set_champion(uri, "lrcn", {"lrcn": run_info}) == \
         "models:/actionrec-lrcn@champion"
 
     def read_back() -> None:

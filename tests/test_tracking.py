@@ -7,17 +7,17 @@ import sys
 import time
 
 #: One stage's first contact with the store: wait for the starting signal, then
-#: ``tracking.setup`` (which creates the SQLite tables and the experiment if need be).
+#: ``tracking.store.setup`` (which creates the SQLite tables and the experiment if need be).
 _FIRST_CONTACT = """
 import sys, time
 from pathlib import Path
-from actionrec import tracking
+from actionrec.tracking import store
 import mlflow  # imported before the signal, so that the processes reach the store together
 root, go = Path(sys.argv[1]), Path(sys.argv[2])
 (root / f"ready-{sys.argv[3]}").touch()
 while not go.exists():
     time.sleep(0.005)
-print(tracking.setup(f"sqlite:///{root / 'mlflow.db'}", "actionrec-tiny", root))
+print(store.setup(f"sqlite:///{root / 'mlflow.db'}", "actionrec-tiny", root))
 """
 
 

@@ -58,17 +58,17 @@ def predict_tracking_uri(params: str | None) -> str:
     """The MLflow store that ``models:/`` and ``runs:/`` URIs are looked up in when
     ``--tracking-uri`` is not given: ``$MLFLOW_TRACKING_URI``, else ``mlflow.tracking_uri``
     of ``params`` when that file exists (the team server the pipeline logged to), else
-    ``sqlite:///mlflow.db`` here (:func:`actionrec.tracking.tracking_uri`).
+    ``sqlite:///mlflow.db`` here (:func:`actionrec.tracking.store.tracking_uri`).
 
     Raises:
         ConfigError: ``params`` exists but is invalid.
     """
-    from actionrec import tracking
+    from actionrec.tracking.store import tracking_uri
 
     configured = None
     if params and Path(params).is_file():
         configured = load_params(params).mlflow.tracking_uri
-    return tracking.tracking_uri(configured, Path("."))
+    return tracking_uri(configured, Path("."))
 
 
 def predict(videos: list[str], model: str, top_k: int = 3, window: float | None = None,
@@ -173,11 +173,12 @@ def profile_args(params: str, name: str, apply: bool = False) -> list[str]:
 
 
 def track(model_dirs: list[str], tracking_uri: str | None = None) -> None:
-    """``actionrec track``: log each trained model's pending run (:func:`tracking.finish_run`)."""
-    from actionrec import tracking
+    """``actionrec track``: log each trained model's pending run
+    (:func:`actionrec.tracking.recovery.finish_run`)."""
+    from actionrec.tracking import recovery
 
     for model_dir in model_dirs:
-        result = tracking.finish_run(Path(model_dir), tracking_uri)
+        result = recovery.finish_run(Path(model_dir), tracking_uri)
         print(f"track: {model_dir} logged as run {result['run_id']}"
               + (f", {result['registered_model']} version {result['registered_version']}"
                  if result["registered_model"] else ""))

@@ -183,7 +183,7 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
 def render_comparison(metrics: dict[str, dict[str, Any]],
                       links: dict[str, str] | None = None) -> str:
     """Markdown table, one row per architecture, best macro-F1 first; with ``links``
-    (:func:`actionrec.tracking.comparison_links`), where to see the runs in MLflow."""
+    (:func:`actionrec.tracking.links.comparison_links`), where to see the runs in MLflow."""
     order = sorted(metrics, key=lambda a: -metrics[a]["macro_f1"])
     topk = next((k for k in next(iter(metrics.values())) if k.startswith("top")
                  and k != "top1_accuracy"), None)

@@ -28,7 +28,7 @@ class VideoClassifier(mlflow.pyfunc.PythonModel):
         self.meta = ModelMeta.read(context.artifacts["meta"]).model_dump(mode="json")
 
     # The hint is the one MLflow 3 leaves alone (no schema is inferred from np.ndarray): the
-    # model is logged with an explicit tensor signature (tracking.log_model), and without
+    # model is logged with an explicit tensor signature (tracking.runs.log_model), and without
     # a hint MLflow warns at import that one should be added.
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
         x = np.asarray(model_input, dtype=np.uint8)

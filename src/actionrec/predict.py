@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,26 +136,13 @@ def load_predictor(ref: str, tracking_uri: str | None = None) -> Predictor:
     import json
 
     if is_model_uri(ref):
-        import mlflow
-        from mlflow.exceptions import MlflowException
+        from actionrec.tracking.runs import ModelNotFound, load_python_model
+        from actionrec.tracking.store import tracking_uri as resolve
 
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
         try:
-            # MLflow advises type hints on PythonModel.predict (for logging; this model has a
-            # signature) and resets the warning filters to say so: record, drop that one.
-            with warnings.catch_warnings(record=True) as caught:
-                wrapped = mlflow.pyfunc.load_model(ref).unwrap_python_model()
-            for w in caught:
-                if "type hints" not in str(w.message):
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        except (MlflowException, OSError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise PredictError(
-                f"cannot load {ref!r} from MLflow (tracking URI {mlflow.get_tracking_uri()}): "
-                f"{first}. Check the name and alias or version (`mlflow ui`, Models tab), or "
-                "point --tracking-uri / $MLFLOW_TRACKING_URI at the store the pipeline used."
-            ) from None
+            wrapped = load_python_model(ref, tracking_uri or resolve(None, Path(".")))
+        except ModelNotFound as err:
+            raise PredictError(str(err)) from None
         if not hasattr(wrapped, "meta") or not hasattr(wrapped, "model"):
             raise PredictError(f"{ref!r} is an MLflow model, but not one logged by actionrec")
         meta = dict(wrapped.meta)

@@ -238,7 +238,7 @@ def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, work
 def train_architecture(name: str, params: Params, classes: list[str], frames_root: Path,
                        features_root: Path, out_dir: Path, work_dir: Path,
                        root: Path = Path("."), progress: bool = True,
-                       manifest: Path | None = None) -> dict[str, Any]:
+                       manifest: Path | None = None, uri: str | None = None) -> dict[str, Any]:
     """Train architecture ``name``; write ``out_dir/{model.keras, history.csv, meta.json,
     mlflow_run.json}`` and log the run to MLflow.
 
@@ -249,16 +249,19 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             MLflow run id); removed after a successful run.
         root: repository root (MLflow's default store and ``dvc.lock`` live there).
         manifest: ``data/manifest.csv``, logged with the store as the run's MLflow
-            datasets (:func:`actionrec.tracking.log_data_inputs`); ``None``: not logged.
+            datasets (:func:`actionrec.tracking.lineage.log_data_inputs`); ``None``: not
+            logged.
+        uri: the tracking URI, resolved once by the stage
+            (:func:`actionrec.tracking.store.tracking_uri`; ``None``: resolved here).
 
     Returns:
         The ``meta.json`` content (classes, input contract, run id, epochs trained).
     """
-    from actionrec import tracking
+    from actionrec.tracking import lineage, recovery, runs, store
 
-    # tracking.setup, below, refuses a server that is down (check_reachable) before fit;
+    # store.setup, below, refuses a server that is down (check_reachable) before fit;
     # the `train` stage checks it before anything else is loaded.
-    uri = tracking.tracking_uri(params.mlflow.tracking_uri, root)
+    uri = uri or store.tracking_uri(params.mlflow.tracking_uri, root)
     arch = get_architecture(name)
     s = params.models.get(name)
     t, c = params.frames.sequence_length, len(classes)
@@ -294,7 +297,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     # between repeats that epoch on resume (the duplicate row is dropped at the end),
     # it never loses one.
     callbacks = [
-        tracking.EpochMetrics(uri),
+        runs.EpochMetrics(uri),
         keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
                                           patience=s.reduce_lr_patience,
@@ -310,26 +313,25 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     if isinstance(data.train, FrameSequence):
         callbacks.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
 
-    tracking.setup(uri, params.experiment_name(), root)
+    store.setup(uri, params.experiment_name(), root)
     run_file = work_dir / "mlflow_run_id"
     run_id = run_file.read_text().strip() if run_file.exists() else None
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
-            "git_commit": tracking.git_commit(root), "design": arch.design,
+            "git_commit": runs.git_commit(root), "design": arch.design,
             **runtime_info()}  # Keras version, backend and its version, devices
     if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run`: the experiment's name in `dvc exp show`
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    with tracking.training_run(name, run_id, tags,
+    with runs.training_run(name, run_id, tags,
                                params.mlflow.system_metrics_interval_s) as run:
         run_file.write_text(run.info.run_id)
-        import mlflow
 
-        store = features_root / name if uses_features else frames
+        data_store = features_root / name if uses_features else frames
         inputs = None if manifest is None else {
             "manifest": str(manifest), "splits": ["train", "val"] if data.n_val else ["train"],
-            "store": str(store)}
+            "store": str(data_store)}
         run_params = {
-            **tracking.flatten("model", s.model_dump(mode="json")),
-            **tracking.flatten("frames", params.frames.model_dump(mode="json")),
+            **runs.flatten("model", s.model_dump(mode="json")),
+            **runs.flatten("frames", params.frames.model_dump(mode="json")),
             "architecture": name, "seed": params.seed, "num_classes": c,
             "classes": ",".join(classes), "n_train": data.n_train, "n_val": data.n_val,
             "trains_on": "features" if uses_features else "frames",
@@ -339,8 +341,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         }
         if run_id is None:
             if inputs is not None:
-                tracking.log_data_inputs(manifest, inputs["splits"], store, root=root)
-            mlflow.log_params(run_params)
+                lineage.log_data_inputs(manifest, inputs["splits"], data_store, root=root)
+            runs.log_params(run_params)
         x, y = (data.train if uses_features else (data.train, None))
         val = tuple(data.val) if uses_features and data.val is not None else data.val
         # A FrameSequence shuffles itself, by (seed, epoch); Keras' own shuffle of its batch
@@ -375,13 +377,13 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         # replica handed no sample fails (the LSTM cell gets an empty batch).
         probs = full.predict(np.repeat(data.example_clip, spread.replicas, axis=0),
                              verbose=0)[:1]
-        registered = f"{tracking.MODEL_PREFIX}{name}" if params.mlflow.register_models else None
+        registered = f"{runs.MODEL_PREFIX}{name}" if params.mlflow.register_models else None
         # Everything the run needs is on disk before the final logging: with the server
         # gone, `actionrec track <out_dir>` logs it later without training again.
-        tracking.write_pending(out_dir, uri=uri, experiment=params.experiment_name(),
+        recovery.write_pending(out_dir, uri=uri, experiment=params.experiment_name(),
                                run_id=run.info.run_id, arch=name, registered=registered,
                                params=run_params, tags=tags, inputs=inputs,
                                example=data.example_clip, probs=probs, classes=classes)
         shutil.rmtree(work_dir, ignore_errors=True)  # training is done; never repeat it
-        tracking.finish_run(out_dir, uri, root)
+        recovery.finish_run(out_dir, uri, root)
     return meta.model_dump(mode="json")

@@ -27,14 +27,16 @@ def compare(params: str, reports: str, models: str = "models",
         when models are not registered (``mlflow.register: false``).
     """
     cfg = load_params(params, stage="compare")
-    from actionrec import tracking
     from actionrec.evaluation import compare as compare_reports
+    from actionrec.tracking import links as ui
+    from actionrec.tracking import runs as mlflow_runs
+    from actionrec.tracking import store
 
     runs = {a: json.loads((Path(models) / a / "mlflow_run.json").read_text())
             for a in ARCHITECTURES}
-    store = tracking.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
-    tracking.check_reachable(store)
-    links = tracking.comparison_links(store, cfg.mlflow.ui_url, runs)
+    uri = store.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
+    store.check_reachable(uri)
+    links = ui.comparison_links(uri, cfg.mlflow.ui_url, runs)
     metrics = compare_reports(Path(reports), list(ARCHITECTURES), Path(out), links)
     best = max(metrics, key=lambda a: metrics[a]["macro_f1"])
     print(f"compare: best by macro-F1 is {best} ({metrics[best]['macro_f1']:.3f}); see {out}")
@@ -42,10 +44,10 @@ def compare(params: str, reports: str, models: str = "models",
         print(f"compare: the runs side by side in MLflow: {links['compare']}")
     if not cfg.mlflow.register_models:
         return None
-    uri = tracking.set_champion(store, best, runs)
-    if uri:
-        print(f"compare: MLflow alias {uri} (actionrec predict --model {uri})")
-    return uri
+    champion = mlflow_runs.set_champion(uri, best, runs)
+    if champion:
+        print(f"compare: MLflow alias {champion} (actionrec predict --model {champion})")
+    return champion
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -29,19 +29,19 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
         ActionrecError: no trained model, or its MLflow run is not logged yet.
     """
     cfg = load_params(params, stage=f"evaluate@{arch}")
-    from actionrec import tracking
+    from actionrec.tracking import recovery, runs, store
 
     e = cfg.evaluate
     report_dir = Path(report)
     run_file = Path(model) / "mlflow_run.json"
     if not run_file.exists():
-        waiting = (Path(model) / tracking.PENDING_FILE).exists()
+        waiting = (Path(model) / recovery.PENDING_FILE).exists()
         raise ActionrecError(
             f"{model} has a trained model whose MLflow run is not logged yet: "
             f"`actionrec track {model}` logs it" if waiting else
             f"{model} holds no trained model: run `dvc repro train@{arch}` first")
-    store = tracking.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
-    tracking.check_reachable(store)
+    uri = store.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
+    store.check_reachable(uri)
     from actionrec.evaluation import evaluate_architecture
     from actionrec.runtime import print_runtime
 
@@ -49,8 +49,8 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
     metrics = evaluate_architecture(arch, Path(model), Path(frames), Path(features),
                                     report_dir, e.top_k, e.latency_warmup, e.latency_runs)
     run = json.loads(run_file.read_text())
-    tracking.setup(store, run["experiment"], Path("."))
-    tracking.log_test_results(run["run_id"], metrics, [
+    store.setup(uri, run["experiment"], Path("."))
+    runs.log_test_results(run["run_id"], metrics, [
         report_dir / n for n in ("metrics.json", "per_class.json", "confusion.png",
                                  "curves.png", "predictions.csv")],
         manifest=Path(manifest) if manifest else None)

@@ -31,16 +31,17 @@ def train(params: str, arch: str, classes: str, frames: str, features: str, out:
         TrackingUnavailable: the MLflow tracking server does not answer.
     """
     cfg = load_params(params, stage=f"train@{arch}")
-    from actionrec import tracking
+    from actionrec.tracking import store
 
-    tracking.check_reachable(tracking.tracking_uri(cfg.mlflow.tracking_uri, Path(".")))
+    uri = store.tracking_uri(cfg.mlflow.tracking_uri, Path("."))
+    store.check_reachable(uri)
     from actionrec.runtime import print_runtime
     from actionrec.training import train_architecture
 
     print_runtime(f"train@{arch}")
     meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), Path(frames),
                               Path(features), Path(out), Path(work) / arch,
-                              manifest=Path(manifest) if manifest else None)
+                              manifest=Path(manifest) if manifest else None, uri=uri)
     print(f"train@{arch}: {meta['epochs_trained']} epochs, {meta['parameters']:,} parameters, "
           f"MLflow run {meta['mlflow_run_id']}")
     return meta
