@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from actionrec import commands
 from actionrec.pipeline import (
     add_params_option,
+    check_params,
     compare,
     download,
     evaluate,
@@ -53,10 +54,12 @@ def _stage(module, help_text: str):
 
 
 #: ``actionrec <command>`` of each stage -> its module in :mod:`actionrec.pipeline`.
-STAGE_COMMANDS = {"download": download, "subsample": subsample, "validate": validate,
-                  "extract-frames": extract_frames, "extract-features": extract_features,
-                  "train": train, "evaluate": evaluate, "compare": compare}
+STAGE_COMMANDS = {"check-params": check_params, "download": download, "subsample": subsample,
+                  "validate": validate, "extract-frames": extract_frames,
+                  "extract-features": extract_features, "train": train, "evaluate": evaluate,
+                  "compare": compare}
 
+_check_params = _stage(check_params, "validate every setting of the params file")
 _download = _stage(download, "fill the raw folder from data.source")
 _subsample = _stage(subsample, "select classes and splits into a manifest")
 _validate = _stage(validate, "run the Great Expectations suite")
@@ -211,9 +214,9 @@ def _mlflow_server(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_download, _subsample, _validate, _extract_frames, _extract_features, _train,
-            _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict, _track,
-            _mlflow_server)
+COMMANDS = (_check_params, _download, _subsample, _validate, _extract_frames, _extract_features,
+            _train, _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict,
+            _track, _mlflow_server)
 
 
 def build_parser() -> argparse.ArgumentParser:

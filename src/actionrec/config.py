@@ -176,7 +176,18 @@ class DataSettings(_Strict):
             raise ValueError("top_n must be at least 2 (a classifier needs two classes)")
         if self.source == "ucf101_top5" and self.split != 1:
             raise ValueError("source ucf101_top5 only ships split 1; set data.split: 1")
+        known = self.known_class_count()
+        if known is not None and self.classes is None and self.top_n and self.top_n > known:
+            raise ValueError(f"data.top_n: {self.top_n} is more than the {known} classes of "
+                             f"source {self.source}; set at most {known}")
         return self
+
+    def known_class_count(self) -> int | None:
+        """How many classes ``source`` has, where that is known without the data: UCF101's
+        101 (Soomro et al. 2012), the top-5 tarball's 5, the synthetic actions; ``None``
+        for a local folder."""
+        return {"ucf101": 101, "ucf101_top5": 5,
+                "synthetic": len(self.synthetic.actions)}.get(self.source)
 
 
 class ValidateSettings(_Strict):
@@ -366,8 +377,14 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         got = e.get("input")
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"  {key}: {msg}{got_s}")
-    lines.append("Fix the key(s) above in params.yaml (or the -S override) and run again.")
+        if msg.startswith(f"{key}."):  # a check across fields names its key itself
+            lines.append(f"  {msg}")
+        else:
+            lines.append(f"  {key}: {msg}{got_s}")
+    lines.append("Fix the key(s) above in params.yaml (or the -S override) and run again. "
+                 "Nothing ran and no output was removed; `git checkout params.yaml` undoes "
+                 "an override that `dvc exp run -S` wrote there (the failed experiment is "
+                 "not kept).")
     return "\n".join(lines)
 
 

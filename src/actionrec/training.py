@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from actionrec import resume
 from actionrec.config import Params
 from actionrec.data.datasets import (
     FrameSequence,
@@ -245,8 +245,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     Args:
         frames_root: ``data/frames`` (holds ``<image_size>/``).
         features_root: ``data/features`` (holds ``<name>/`` for backbone architectures).
-        work_dir: resumable state outside the DVC output (backup, partial history, the
-            MLflow run id); removed after a successful run.
+        work_dir: resumable state (``models/.resume/<arch>``: backup, partial history, the
+            MLflow run id, the run's fingerprint); resumed only by the same settings, inputs
+            and code (:mod:`actionrec.resume`), emptied after a successful run.
         root: repository root (MLflow's default store and ``dvc.lock`` live there).
         manifest: ``data/manifest.csv``, logged with the store as the run's MLflow
             datasets (:func:`actionrec.tracking.lineage.log_data_inputs`); ``None``: not
@@ -267,7 +268,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     t, c = params.frames.sequence_length, len(classes)
     frames = frames_dir(frames_root, s.image_size)
     uses_features = s.trains_on_features
-    work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     set_determinism(params.seed)
@@ -290,6 +290,25 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             batch = None
         keras.utils.set_random_seed(params.seed)
         compile_model(model, lr, s.beta_1, s.beta_2, c)
+
+    # Resume only the run these settings, inputs and code started (actionrec.resume): the
+    # model is built by now, so every module the run uses is imported.
+    fp = resume.fingerprint(
+        {**runs.flatten(f"models.{name}", s.model_dump(mode="json")), "seed": params.seed,
+         **{f"frames.{k}": getattr(params.frames, k)
+            for k in ("sequence_length", "sampling", "short_clip", "crop")},
+         "train.distribute": params.train.distribute, "replicas": spread.replicas,
+         "mlflow.experiment": params.experiment_name(), "classes": classes},
+        [frames, *([features_root / name] if uses_features else []),
+         *([manifest] if manifest else [])])
+    old_run = work_dir / "mlflow_run_id"
+    old_run_id = old_run.read_text().strip() if old_run.is_file() else None
+    reason = resume.claim(work_dir, fp)
+    if reason:
+        print(f"train@{name}: not resuming the interrupted run in {work_dir} ({reason}); "
+              "training starts afresh", flush=True)
+        if old_run_id:  # never left RUNNING: it will not be resumed
+            runs.end_run(uri, old_run_id, "KILLED")
 
     monitor = "val_loss" if data.val is not None else "loss"
     best = work_dir / "best.weights.h5"
@@ -384,6 +403,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
                                run_id=run.info.run_id, arch=name, registered=registered,
                                params=run_params, tags=tags, inputs=inputs,
                                example=data.example_clip, probs=probs, classes=classes)
-        shutil.rmtree(work_dir, ignore_errors=True)  # training is done; never repeat it
+        resume.clear(work_dir)  # training is done; never repeat it
         recovery.finish_run(out_dir, uri, root)
     return meta.model_dump(mode="json")

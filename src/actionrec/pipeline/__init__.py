@@ -1,6 +1,6 @@
 """The pipeline's stages, one module each: what ``stages/*.py`` and ``actionrec <stage>`` run.
 
-Each module (``download``, ``subsample``, ``validate``, ``extract_frames``,
+Each module (``check_params``, ``download``, ``subsample``, ``validate``, ``extract_frames``,
 ``extract_features``, ``train``, ``evaluate``, ``compare``) holds its stage's function,
 its command-line options (``add_arguments``) and ``main``, the entry point that
 ``stages/<stage>.py`` calls. A stage module imports only what its stage runs, so that
@@ -23,11 +23,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from actionrec.errors import ActionrecError
-
-#: The stages' modules, in pipeline order, with the ``actionrec`` subcommand of each.
-STAGES = {"download": "download", "subsample": "subsample", "validate": "validate",
-          "extract_frames": "extract-frames", "extract_features": "extract-features",
-          "train": "train", "evaluate": "evaluate", "compare": "compare"}
 
 
 def add_params_option(p: argparse.ArgumentParser) -> None:

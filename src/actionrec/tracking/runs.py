@@ -56,6 +56,19 @@ def log_params(params: dict[str, Any]) -> None:
     mlflow.log_params(params)
 
 
+def end_run(uri: str, run_id: str, status: str = "KILLED") -> bool:
+    """Mark run ``run_id`` of the store ``uri`` as ended with ``status`` (``KILLED`` for
+    the run of an interrupted training that will not be resumed). Best effort: returns
+    False when the store cannot be reached or has no such run."""
+    from mlflow import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).set_terminated(run_id, status)
+    except Exception:  # noqa: BLE001 (any failure of the tracking call: best effort)
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def training_run(arch: str, run_id: str | None, tags: dict[str, str],
                  system_metrics_interval_s: float = 0):
