@@ -334,6 +334,21 @@ def test_one_architectures_image_size_reruns_its_stages_its_frames_and_compare(
         "image_size"] == 24
 
 
+@pytest.mark.slow
+def test_a_stage_runs_its_own_trees_code_not_the_installed_checkout(tiny_run, tmp_path):
+    """In a copy of the tree (as `dvc exp run --temp` and queued experiments make) the
+    stages import the copy's src/, which DVC hashed, not the checkout that the editable
+    install points at."""
+    project = copy_project(tiny_run, tmp_path / "project")
+    frames = project / "src" / "actionrec" / "data" / "frames.py"
+    lock_before = (project / "dvc.lock").read_text()
+    frames.write_text('raise RuntimeError("the copy\'s own frames.py ran")\n' + frames.read_text())
+    proc = run_cmd(["dvc", "repro", "extract_frames"], cwd=project, check=False)
+    assert proc.returncode != 0
+    assert "the copy's own frames.py ran" in proc.stdout + proc.stderr
+    assert (project / "dvc.lock").read_text() == lock_before  # nothing recorded
+
+
 SIXTH_MODEL = '''"""A sixth architecture, added by tests/test_stage_deps.py: one model file.
 
 Design: a 3-D convolution over the clip, global average pooling, softmax.

@@ -58,3 +58,8 @@ class DatasetError(ActionrecError):
 
 class ValidationFailed(ActionrecError):
     """The Great Expectations suite failed; the message points at the saved report."""
+
+
+class OutputError(ActionrecError):
+    """An output could not be written (disk full, a file-size limit, a read-only or
+    missing folder); the message names the file, the system's reason and what to do."""

@@ -41,7 +41,7 @@ from actionrec.data.datasets import (
     split_index,
 )
 from actionrec.data.frames import frames_dir, read_clip
-from actionrec.io import write_csv
+from actionrec.io import write_csv, writing
 from actionrec.model_meta import ModelMeta
 from actionrec.models import get_architecture
 from actionrec.models.heads import feature_stats
@@ -377,8 +377,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             full = arch.build(s, c, t, head=model) if uses_features else model
         model_path = out_dir / "model.keras"
         tmp = out_dir / ".model.tmp.keras"
-        full.save(tmp)
-        tmp.replace(model_path)
+        with writing(model_path):
+            full.save(tmp)
+            tmp.replace(model_path)
         hist = pd.read_csv(work_dir / "history.csv")
         hist = hist.drop_duplicates("epoch", keep="last").sort_values("epoch")
         write_csv(out_dir / "history.csv", hist)
