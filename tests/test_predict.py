@@ -91,6 +91,7 @@ def test_whole_clip_is_sampled_as_in_training(ext, fourcc, model_dir, model, tmp
     result = predict_video(load_predictor(str(model_dir)), video, top_k=3)
     assert result.ok, result.error
     assert result.n_frames == 45 and result.fps == pytest.approx(25.0, abs=0.1)
+    assert result.padded is None and result.to_json()["padded"] is None
     expected = _expected(model, video)
     got = dict(result.top_k)
     assert set(got) == set(CLASSES)
@@ -119,6 +120,12 @@ def test_a_clip_shorter_than_the_sequence_is_zero_padded(model_dir, model, tmp_p
     assert n_valid == 3 and not clip[3:].any()
     expected = model.predict(clip[None], verbose=0)[0]
     assert np.allclose([dict(result.top_k)[c] for c in CLASSES], expected, atol=1e-5)
+    # flagged: the answer rests on 3 frames where the model was trained on T
+    assert result.padded == {"frames": 3, "sequence_length": T, "filled_by": "zero padding"}
+    assert result.to_json()["padded"] == result.padded
+    table = run_cmd(["actionrec", "predict", str(video), "--model", str(model_dir)],
+                    cwd=tmp_path).stdout
+    assert f"short.avi [short: 3 of {T} frames, zero padding]" in table
 
 
 def test_plan_windows_covers_the_whole_clip():

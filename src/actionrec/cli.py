@@ -129,8 +129,13 @@ def _predict(sub) -> None:
         "predict", help="recognise the actions in video files",
         description="Top-k actions of each video (a table, or --json), or with --window a\n"
                     "timeline of sliding windows. Frames are sampled and preprocessed as in\n"
-                    "training, from the model's meta.json. Bad files are reported and\n"
-                    "skipped; the exit status is 1 if any input gave no answer.",
+                    "training, from the model's meta.json. With --window each window is\n"
+                    "classified on its own, and the video's top-k is the mean of the\n"
+                    "windows' probabilities. A clip (or window) with fewer frames than the\n"
+                    "model's sequence length T is padded (or looped) as in training and\n"
+                    "flagged: [short: n of T frames] in the table, \"padded\" in the JSON.\n"
+                    "Bad files are reported and skipped; the exit status is 1 if any input\n"
+                    "gave no answer.",
         epilog="examples:\n"
                "  actionrec predict clip.avi --model models/lrcn\n"
                "  actionrec predict videos/ --model models:/actionrec-lrcn@champion --json\n"

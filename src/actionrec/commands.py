@@ -100,7 +100,7 @@ def predict(videos: list[str], model: str, top_k: int = 3, window: float | None 
                           "results": [r.to_json() for r in results]},
                          indent=2))
     else:
-        rows = [[r.video if i == 0 else "", i + 1, a, f"{p:.3f}"]
+        rows = [[_video_cell(r) if i == 0 else "", i + 1, a, f"{p:.3f}"]
                 for r in good for i, (a, p) in enumerate(r.top_k)]
         if rows:
             print(tabulate(rows, headers=["video", "rank", "action", "probability"],
@@ -123,6 +123,15 @@ def predict(videos: list[str], model: str, top_k: int = 3, window: float | None 
         raise ActionrecError(f"{len(bad)} of {len(results)} input(s) gave no answer "
                              "(listed above as skipped)")
     return results
+
+
+def _video_cell(result: Any) -> str:
+    """The table's video cell: the path, flagged when the clip had fewer frames than ``T``."""
+    p = result.padded
+    if not p:
+        return result.video
+    return (f"{result.video} [short: {p['frames']} of {p['sequence_length']} frames, "
+            f"{p['filled_by']}]")
 
 
 def synthesize(params: str, out: str) -> Path:

@@ -272,6 +272,7 @@ class Segment:
     action: str
     probability: float
     probabilities: list[float] = field(repr=False)
+    frames: int = 0  # frames of the video in the window (fewer than T: padded or looped)
 
 
 @dataclass
@@ -285,6 +286,10 @@ class VideoResult:
             mean of the windows' probabilities with ``--window``).
         n_frames: decoded frames; fps: from the container; duration_s: n_frames / fps.
         timeline: one :class:`Segment` per window (``--window`` only).
+        padded: ``None``, or when the clip (or a window) had fewer frames than the model's
+            ``T``: ``{"frames": the fewest frames a window had, "sequence_length": T,
+            "filled_by": "zero padding" | "looping"}`` (``frames.short_clip`` at
+            training time: the answer rests on fewer frames than the model was trained on).
     """
 
     video: str
@@ -294,6 +299,7 @@ class VideoResult:
     fps: float = 0.0
     duration_s: float = 0.0
     timeline: list[Segment] | None = None
+    padded: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -307,7 +313,8 @@ class VideoResult:
             return out
         out.update(n_frames=self.n_frames, fps=round(self.fps, 3),
                    duration_s=round(self.duration_s, 3),
-                   top_k=[{"action": a, "probability": round(p, 6)} for a, p in self.top_k])
+                   top_k=[{"action": a, "probability": round(p, 6)} for a, p in self.top_k],
+                   padded=self.padded)
         if self.timeline is not None:
             out["timeline"] = [{"start_s": round(g.start_s, 3), "end_s": round(g.end_s, 3),
                                 "action": g.action, "probability": round(g.probability, 6)}
@@ -364,7 +371,8 @@ def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
             i = int(np.argmax(p))
             start = w.start / rate if valid_rate else 0.0
             stop = w.stop / rate if valid_rate else 0.0
-            segments.append(Segment(start, stop, c.classes[i], float(p[i]), p.tolist()))
+            segments.append(Segment(start, stop, c.classes[i], float(p[i]), p.tolist(),
+                                    frames=w.stop - w.start))
         batch.clear()
 
     try:
@@ -380,8 +388,14 @@ def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
     if not segments:
         result.error = f"no frame could be decoded from {path}"
         return result
+    # The clip-level answer: the mean of the windows' probabilities (one window without
+    # --window: the whole clip).
     mean = np.mean([g.probabilities for g in segments], axis=0)
     result.top_k = _top_k(mean, c.classes, top_k)
+    fewest = min(g.frames for g in segments)
+    if fewest < c.sequence_length:
+        result.padded = {"frames": fewest, "sequence_length": c.sequence_length,
+                         "filled_by": "looping" if c.short_clip == "loop" else "zero padding"}
     if window_s is not None:
         result.timeline = segments
     return result
