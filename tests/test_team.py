@@ -125,6 +125,45 @@ def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, ti
 
 
 @pytest.mark.slow
+def _cmdlines() -> dict[int, str]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace")
+            except OSError:
+                continue
+    return out
+
+
+def test_the_password_is_on_no_command_line_and_stop_ends_orphaned_workers(team_server):
+    """`ps` shows the database password to nobody; with the main process killed and its
+    workers left, `status` tells the truth and `stop` ends the whole process group."""
+    password = team_server._password()
+    lines = _cmdlines()
+    group = team_server.group_processes()
+    assert len(group) >= 2 and any("mlflow" in lines.get(p, "") for p in group)
+    assert any("postgres" in line for line in lines.values())
+    assert not [pid for pid, line in lines.items() if password in line]
+    assert "PGPASSFILE=" in (Path("/proc") / str(group[0]) / "environ").read_bytes().decode(
+        errors="replace")
+    status = team_server.status()
+    assert status["healthy"] and status["api_status"] == 200 and status["main_process"]
+
+    main = team_server.mlflow_pid()
+    os.kill(main, signal.SIGKILL)
+    team_server._proc.wait()  # reaped: only the workers of its group may be left
+    left = team_server.status()
+    assert left["main_process"] is False
+    assert left["healthy"] is (left["api_status"] == 200 and left["health"] and left["postgres"])
+    team_server.stop()
+    assert team_server.group_processes() == [] and team_server.api_status(timeout=2) is None
+    assert team_server.status()["healthy"] is False
+    team_server.start()  # the other tests of this module use it
+    assert team_server.status()["healthy"]
+
+
 def test_backup_and_restore_bring_the_runs_back(team_server, tmp_path):
     from actionrec.server import TeamServer
 
@@ -195,6 +234,10 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
     assert run.info.status == "FINISHED"
     steps = [m.step for m in _client(uri).get_metric_history(run_id, "train_loss")]
     assert sorted(steps) == list(range(epochs))  # every epoch once, none repeated
+    # the learning rate too: history.csv keeps it per epoch, and track logs it from there
+    assert "learning_rate" in (model_dir / "history.csv").read_text().splitlines()[0]
+    lr_steps = [m.step for m in _client(uri).get_metric_history(run_id, "learning_rate")]
+    assert sorted(lr_steps) == list(range(epochs))
     info = json.loads((model_dir / "mlflow_run.json").read_text())
     assert info["run_id"] == run_id and info["registered_version"] is not None
     assert not (model_dir / "mlflow_pending.json").exists()

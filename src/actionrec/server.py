@@ -7,7 +7,13 @@ Everything lives under one folder (default ``.mlflow-server/``, git-ignored):
                        listening on 127.0.0.1 only)
     artifacts/         what ``--serve-artifacts`` stores (``--artifacts-destination``)
     credentials.json   the database user's generated password (mode 600)
-    mlflow.pid, *.log  the running server and the logs of both
+    pgpass             the same password in libpq's password-file format (mode 600)
+    mlflow.pid, *.log  the running server (the id of its process group) and the logs
+
+The password reaches PostgreSQL's tools and the MLflow server only through the password
+file (``PGPASSFILE``, read by libpq): it is on no command line, so ``ps`` shows it to
+nobody. ``stop`` ends the server's whole process group, workers included, even when its
+main process is gone; ``status`` asks the API itself, not only ``/health``.
 
 ``make mlflow-server`` / ``make mlflow-stop`` call :meth:`TeamServer.start` /
 :meth:`TeamServer.stop` through ``actionrec mlflow-server``. PostgreSQL refuses to run
@@ -91,11 +97,29 @@ class TeamServer:
         return f"http://{HOST}:{self.port}"
 
     def backend_uri(self) -> str:
-        """The SQLAlchemy URI of the backend store (holds the password: not for printing)."""
-        return (f"postgresql://{DB_USER}:{self._password()}@{HOST}:{self.pg_port}/{DB_NAME}")
+        """The SQLAlchemy URI of the backend store. It holds no password: libpq reads that
+        from :attr:`pgpass_file` (``PGPASSFILE`` in the server's environment)."""
+        return f"postgresql://{DB_USER}@{HOST}:{self.pg_port}/{DB_NAME}"
+
+    @property
+    def pgpass_file(self) -> Path:
+        """libpq's password file for this server's database (``host:port:db:user:pw``)."""
+        return self.root / "pgpass"
 
     def _password(self) -> str:
         return json.loads((self.root / "credentials.json").read_text())["password"]
+
+    def _write_pgpass(self) -> None:
+        _write_private(self.pgpass_file,
+                       f"{HOST}:{self.pg_port}:*:{DB_USER}:{self._password()}\n")
+
+    def _env(self) -> dict[str, str]:
+        """The environment of every client of the database: the password file, never the
+        password itself (``PGPASSWORD`` is dropped if the caller had one)."""
+        env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+        if self.pgpass_file.exists():
+            env["PGPASSFILE"] = str(self.pgpass_file)
+        return env
 
     # ---------------------------------------------------------------- postgres
     def _as_postgres(self) -> list[str]:
@@ -104,9 +128,7 @@ class TeamServer:
     def _pg(self, program: str, *args: str, check: bool = True,
             as_owner: bool = True) -> subprocess.CompletedProcess:
         cmd = [*(self._as_postgres() if as_owner else []), str(postgres_bin() / program), *args]
-        env = {**os.environ, "PGPASSWORD": self._password()} if (
-            self.root / "credentials.json").exists() else dict(os.environ)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self._env())
         if check and proc.returncode != 0:
             raise ServerError(f"{program} failed ({proc.returncode}): "
                               f"{(proc.stderr or proc.stdout).strip()[-1500:]}")
@@ -118,6 +140,7 @@ class TeamServer:
         if not creds.exists():
             _write_private(creds, json.dumps({"user": DB_USER,
                                               "password": secrets.token_urlsafe(24)}))
+        self._write_pgpass()
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         pwfile = self.pgdata.parent / ".pwfile"
         _write_private(pwfile, self._password() + "\n")
@@ -153,12 +176,40 @@ class TeamServer:
 
     # ---------------------------------------------------------------- mlflow
     def mlflow_pid(self) -> int | None:
-        """The running server's process id (its process group), else ``None``."""
+        """The server's process group id while any process of the group runs (its main
+        process, or workers left behind by a main process that died), else ``None``."""
         try:
             pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
+            os.killpg(pid, 0)
             return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+
+    def group_processes(self) -> list[int]:
+        """The process ids of the server's process group (Linux ``/proc``)."""
+        try:
+            pgid = int(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getpgid(int(entry.name)) == pgid:
+                        pids.append(int(entry.name))
+                except (ProcessLookupError, PermissionError):
+                    continue
+        return sorted(pids)
+
+    def api_status(self, timeout: float = 5) -> int | None:
+        """The HTTP status of a real API call (search one experiment), ``None`` when
+        nothing answers: ``/health`` can answer 200 while the API fails."""
+        import requests
+
+        try:
+            return requests.get(f"{self.tracking_uri}/api/2.0/mlflow/experiments/search",
+                                params={"max_results": 1}, timeout=timeout).status_code
+        except requests.RequestException:
             return None
 
     def healthy(self, timeout: float = 2) -> bool:
@@ -176,6 +227,8 @@ class TeamServer:
         Raises:
             ServerError: a program failed, or the server did not come up (log tail shown).
         """
+        if (self.root / "credentials.json").exists():
+            self._write_pgpass()  # the port may differ from the last start's
         self._start_postgres()
         if self.mlflow_pid() is None:
             if self.healthy():
@@ -189,7 +242,7 @@ class TeamServer:
                  str(self.artifacts), "--host", HOST, "--port", str(self.port),
                  "--workers", "2"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+                env={**self._env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
             log.close()
             self._proc = proc
             self.pid_file.write_text(str(proc.pid))
@@ -225,15 +278,36 @@ class TeamServer:
         self.pid_file.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        """Stop the MLflow server (its whole process group) and PostgreSQL; data is kept."""
+        """Stop the MLflow server (its whole process group, workers included) and
+        PostgreSQL; data is kept.
+
+        Raises:
+            ServerError: something still answers on the server's port afterwards (a
+                server this folder did not start).
+        """
         self._kill_mlflow()
         if self.postgres_running():
             self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+        if self.api_status(timeout=2) is not None:
+            raise ServerError(f"stopped the server of {self.root}, but {self.tracking_uri} "
+                              "still answers: another process serves that port")
 
     def status(self) -> dict[str, object]:
-        return {"tracking_uri": self.tracking_uri, "mlflow_pid": self.mlflow_pid(),
-                "healthy": self.healthy(), "postgres": self.postgres_running(),
-                "root": str(self.root)}
+        """What runs and answers, as found now: ``healthy`` only when the API answers 200,
+        ``/health`` does, and PostgreSQL runs."""
+        pid = self.mlflow_pid()
+        main_alive = False
+        if pid is not None:
+            try:
+                os.kill(pid, 0)
+                main_alive = True
+            except ProcessLookupError:
+                pass
+        api, health, postgres = self.api_status(), self.healthy(), self.postgres_running()
+        return {"tracking_uri": self.tracking_uri, "mlflow_pid": pid,
+                "main_process": main_alive, "processes": len(self.group_processes()),
+                "api_status": api, "health": health, "postgres": postgres,
+                "healthy": api == 200 and health and postgres, "root": str(self.root)}
 
     # ---------------------------------------------------------------- backup
     def backup(self, out: str | os.PathLike[str]) -> Path:

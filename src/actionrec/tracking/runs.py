@@ -108,9 +108,14 @@ def metric_name(key: str) -> str:
 class EpochMetrics(keras.callbacks.Callback):
     """Log every epoch's logs to the active MLflow run: ``loss`` -> ``train_loss``,
     ``val_loss`` -> ``val_loss``, plus the optimizer's ``learning_rate``; step = epoch.
+    The learning rate is also put into the epoch's ``logs``, so that the callbacks after
+    this one (``CSVLogger``: ``history.csv``) record it too, and
+    :func:`~actionrec.tracking.recovery.finish_run` can log
+    it from there when the server was away.
 
     Best effort: when the tracking server stops answering, training goes on; one line says
-    so, later epochs are not sent, and :func:`finish_run` logs them from ``history.csv``.
+    so, later epochs are not sent, and :func:`~actionrec.tracking.recovery.finish_run` logs
+    them from ``history.csv``.
     """
 
     def __init__(self, uri: str = "") -> None:
@@ -123,11 +128,13 @@ class EpochMetrics(keras.callbacks.Callback):
 
         import mlflow
 
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if logs is not None:
+            logs["learning_rate"] = lr
         if self.lost is not None:
             return
         metrics = {metric_name(k): float(v) for k, v in (logs or {}).items()}
-        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(
-            self.model.optimizer.learning_rate))
+        metrics["learning_rate"] = lr
         try:
             mlflow.log_metrics(metrics, step=epoch)
         except Exception as err:  # noqa: BLE001 (any failure of the tracking call)
