@@ -472,6 +472,8 @@ def record_reads(params: Params, stage: str, log: Path) -> None:
         for name, field in type(model).model_fields.items():
             value = model.__dict__.get(name)
             if isinstance(value, BaseModel):
+                if id(value) in paths:  # a default instance shared by two sections
+                    value = model.__dict__[name] = value.model_copy()
                 walk(value, f"{prefix}{field.alias or name}.")
 
     walk(params, "")
