@@ -211,7 +211,9 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
                 run_id = (work / "mlflow_run_id").read_text().strip()
                 break
             time.sleep(0.1)
-        assert _client(uri).get_metric_history(run_id, "train_loss")
+        while not _client(uri).get_metric_history(run_id, "train_loss"):  # on the server too
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
         team_server.stop()
         assert proc.wait(timeout=900) == 1
     finally:

@@ -9,9 +9,10 @@ with the run now starting. On any difference the state is discarded with one lin
 says what differs, and training starts afresh; a model is then never what its
 ``dvc.lock`` does not say.
 
-The folder itself is a persistent DVC output of the train stage (``persist: true``, not
-cached), so DVC never deletes it before a rerun and never restores the stage from its run
-cache around it; after a finished training it holds only :data:`README_TEXT`.
+The folder itself is a persistent DVC output of the train stage (``persist: true``), so
+DVC never deletes it before a rerun and never restores the stage from its run cache
+around it; after a finished training it holds only :data:`README_TEXT` (in DVC's cache,
+so a clone's ``dvc pull`` brings it and finds the stage up to date).
 """
 
 from __future__ import annotations
