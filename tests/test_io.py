@@ -78,3 +78,21 @@ def test_extract_frames_under_a_file_size_limit_fails_in_one_line_and_is_restora
     assert (project / "reports" / "extract_frames.json").read_bytes() == report
     status = run_cmd(["dvc", "status", "extract_frames"], cwd=project)
     assert "up to date" in status.stdout, status.stdout
+
+
+def test_load_npy_reads_what_save_npy_wrote_from_many_threads(tmp_path):
+    """The frame store's reader (header parsed under a lock: see frames._HEADER_LOCK)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from actionrec.data.frames import load_npy
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8) for _ in range(32)]
+    for i, a in enumerate(arrays):
+        save_npy(tmp_path / f"{i}.npy", a)
+    np.save(tmp_path / "f.npy", np.asfortranarray(rng.random((5, 7))))
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: load_npy(tmp_path / f"{i}.npy"), range(32)))
+    assert all(np.array_equal(g, a) and g.dtype == np.uint8 for g, a in zip(got, arrays,
+                                                                           strict=True))
+    assert np.array_equal(load_npy(tmp_path / "f.npy"), np.load(tmp_path / "f.npy"))

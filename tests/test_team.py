@@ -191,7 +191,7 @@ def test_backup_and_restore_bring_the_runs_back(team_server, tmp_path):
 def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_server,
                                                                           tiny_data, tmp_path):
     uri = team_server.tracking_uri
-    project = stage_project(tiny_data, tmp_path / "project", epochs=10, uri=uri)
+    project = stage_project(tiny_data, tmp_path / "project", epochs=16, uri=uri)
     env = {**os.environ,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
@@ -202,7 +202,7 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
         deadline = time.monotonic() + 600
         # Wait for the first epoch in the local history (a file check, quick even on a
         # loaded machine: polling the server raced a fast training), then take the server
-        # away. The epoch's metrics reach the server before the history row is written.
+        # away while the other epochs run.
         while True:
             assert proc.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
             assert time.monotonic() < deadline
@@ -211,9 +211,6 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
                 run_id = (work / "mlflow_run_id").read_text().strip()
                 break
             time.sleep(0.1)
-        while not _client(uri).get_metric_history(run_id, "train_loss"):  # on the server too
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
         team_server.stop()
         assert proc.wait(timeout=900) == 1
     finally:
@@ -229,7 +226,7 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
         assert (model_dir / name).is_file(), name
     assert not (model_dir / "mlflow_run.json").exists()
     epochs = len((model_dir / "history.csv").read_text().splitlines()) - 1
-    assert epochs == 10
+    assert epochs == 16
 
     team_server.start()
     done = run_cmd(["actionrec", "track", "models/lrcn"], cwd=project)

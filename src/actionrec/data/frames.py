@@ -31,6 +31,7 @@ a change to another size leaves it bit-identical, so the stages that read it sta
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,30 @@ def link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+#: NumPy parses a ``.npy`` header with ``ast.literal_eval``, i.e. ``compile()``; under
+#: CPython 3.11 two threads compiling at once can fail with "SystemError: AST constructor
+#: recursion depth mismatch" (seen here: Keras' PyDataset reader threads, data-parallel
+#: training). The header is parsed under this lock; the data is read outside it.
+_HEADER_LOCK = threading.Lock()
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """Read a ``.npy`` file written by :func:`save_npy` (no pickles), safe in threads.
+
+    Returns:
+        The array, e.g. ``(T, s, s, 3)`` uint8 for a stored clip.
+    """
+    with open(path, "rb") as fh:
+        with _HEADER_LOCK:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(fh)
+        count = int(np.prod(shape, dtype=np.int64))
+        data = np.fromfile(fh, dtype=dtype, count=count)
+    return data.reshape(shape, order="F" if fortran_order else "C")
+
+
 def save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save`` to a temporary sibling, then rename (atomic; no fsync, see atomic_open)."""
     with atomic_open(path, "wb", fsync=False) as fh:
@@ -100,7 +125,7 @@ def read_clip(store: str | Path, file: str, meta: dict[str, Any] | None = None,
     store = Path(store)
     if meta is None:
         meta = json.loads((store / "meta.json").read_text())
-    clip = np.load(store / file)
+    clip = load_npy(store / file)
     size = meta["size"]
     if clip.shape[1] == size or not enlarge:
         return clip
