@@ -192,7 +192,9 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
                                                                           tiny_data, tmp_path):
     uri = team_server.tracking_uri
     project = stage_project(tiny_data, tmp_path / "project", epochs=16, uri=uri)
-    env = {**os.environ,
+    # not $MLFLOW_TRACKING_URI: MLflow's set_tracking_uri exports it, so an earlier test in
+    # this process may have left one, and it would win over mlflow.tracking_uri
+    env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=env, stdout=log,

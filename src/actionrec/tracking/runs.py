@@ -246,11 +246,15 @@ def load_python_model(ref: str, uri: str) -> Any:
         ModelNotFound: the store has no such model, or it cannot be read; the message
             names the store and how to look for the model.
     """
+    import os
     import warnings
 
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    # MLflow 3's set_tracking_uri also exports $MLFLOW_TRACKING_URI, which every later
+    # child process would inherit (and prefer to its params): put both back afterwards.
+    previous, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         # MLflow advises type hints on PythonModel.predict (for logging; this model has a
@@ -266,4 +270,10 @@ def load_python_model(ref: str, uri: str) -> Any:
             f"cannot load {ref!r} from MLflow (tracking URI {uri}): {first}. Check the name "
             "and alias or version (`mlflow ui`, Models tab), or point --tracking-uri / "
             "$MLFLOW_TRACKING_URI at the store the pipeline used.") from None
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
     return wrapped
