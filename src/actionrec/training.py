@@ -301,14 +301,15 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
          "mlflow.experiment": params.experiment_name(), "classes": classes},
         [frames, *([features_root / name] if uses_features else []),
          *([manifest] if manifest else [])])
-    old_run = work_dir / "mlflow_run_id"
-    old_run_id = old_run.read_text().strip() if old_run.is_file() else None
+    run_file = work_dir / "mlflow_run_id"
+    run_id = run_file.read_text().strip() if run_file.is_file() else None
     reason = resume.claim(work_dir, fp)
     if reason:
         print(f"train@{name}: not resuming the interrupted run in {work_dir} ({reason}); "
               "training starts afresh", flush=True)
-        if old_run_id:  # never left RUNNING: it will not be resumed
-            runs.end_run(uri, old_run_id, "KILLED")
+        if run_id:  # never left RUNNING: it will not be resumed
+            runs.end_run(uri, run_id, "KILLED")
+        run_id = None
 
     monitor = "val_loss" if data.val is not None else "loss"
     best = work_dir / "best.weights.h5"
@@ -333,8 +334,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         callbacks.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
 
     store.setup(uri, params.experiment_name(), root)
-    run_file = work_dir / "mlflow_run_id"
-    run_id = run_file.read_text().strip() if run_file.exists() else None
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
             "git_commit": runs.git_commit(root), "design": arch.design,
             **runtime_info()}  # Keras version, backend and its version, devices
