@@ -18,12 +18,13 @@ from actionrec.data.archives import extract_archive, list_archive
 from actionrec.errors import (
     ArchiveCorrupt,
     ArchiveEncrypted,
+    ArchiveError,
     ArchiveUnsafe,
     ArchiveUnsupported,
     ArchiveVolumeMissing,
     NotEnoughSpace,
 )
-from tests.conftest import shared_path
+from tests.helpers import shared_path, targz_bytes, zip_bytes
 from tests.rar_listing import first_volumes, read_listing
 
 FIXTURES = shared_path() / "rar_fixtures"
@@ -187,3 +188,46 @@ def test_special_members_of_a_tar_are_refused(tmp_path, kind, word):
     with pytest.raises(ArchiveUnsafe, match=f"'odd'.* is a {word}"):
         extract_archive(archive, tmp_path / "out", progress=False)
     assert sorted(os.listdir(tmp_path)) == ["a.tar"]
+
+
+@pytest.mark.parametrize("pack", [zip_bytes, targz_bytes])
+def test_extracts_zip_and_targz(tmp_path, pack):
+    archive = tmp_path / "a.bin"
+    archive.write_bytes(pack({"top/a.txt": b"a", "top/sub/b.txt": b"bb"}))
+    out = extract_archive(archive, tmp_path / "out", progress=False)
+    assert (out / "top" / "sub" / "b.txt").read_bytes() == b"bb"
+    assert not (tmp_path / "out.extracting").exists()
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "top/../../evil.txt", "/tmp/evil.txt"])
+@pytest.mark.parametrize("pack", [zip_bytes, targz_bytes])
+def test_member_escaping_the_folder_is_refused(tmp_path, pack, name):
+    archive = tmp_path / "a.bin"
+    archive.write_bytes(pack({"ok.txt": b"fine", name: b"evil"}))
+    with pytest.raises(ArchiveError, match="outside the target folder"):
+        extract_archive(archive, tmp_path / "deep" / "out", progress=False)
+    assert not list(tmp_path.rglob("evil.txt"))
+    assert not (tmp_path / "deep" / "out").exists()
+    assert not (tmp_path / "deep" / "out.extracting").exists()
+
+
+def test_symlink_member_is_refused(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    (tmp_path / "a.tgz").write_bytes(buf.getvalue())
+    with pytest.raises(ArchiveError, match="is a symbolic link"):
+        extract_archive(tmp_path / "a.tgz", tmp_path / "out", progress=False)
+
+
+def test_corrupt_archive_says_to_delete_and_retry(tmp_path):
+    data = zip_bytes({f"f{i}.bin": os.urandom(20_000) for i in range(5)})
+    (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])
+    (tmp_path / "noise.rar").write_bytes(os.urandom(5000))
+    for name in ("cut.zip", "noise.rar"):
+        with pytest.raises(ArchiveCorrupt, match=rf"corrupt or not .*Delete .*{name} and run "
+                                                 "again to download it anew"):
+            extract_archive(tmp_path / name, tmp_path / "out", progress=False)
+        assert not (tmp_path / "out").exists()

@@ -1,6 +1,8 @@
 """The stages under Keras' JAX backend (CPU): each kind of model stage runs, names its
 backend, tags its MLflow run, and training repeats itself exactly. (The model, augmentation and
-predict tests run under JAX too: `make test`'s second pass.)"""
+predict tests marked `backends` run under JAX too: `make test`'s second pass.) Both train on
+a subset of the tiny run's frames (4 clips per class and split): what they prove does not
+depend on how much there is to learn."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run_cmd, stage_project
+from tests.helpers import run_cmd, stage_project
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,7 @@ def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
     return metrics, probs.to_numpy()
 
 
-def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_data, tmp_path):
+def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run, tmp_path):
     """train@lrcn (2 epochs, the tiny profile's augmentation and dropout) twice under JAX:
     the stage prints the backend, MLflow has it as a tag, and the two runs end on the same
     history and the same weights, bit for bit; evaluate@lrcn runs under JAX too."""
@@ -45,7 +47,7 @@ def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_dat
 
     runs = []
     for name in ("a", "b"):
-        project = stage_project(tiny_data, tmp_path / name, epochs=2, uri=None)
+        project = stage_project(tiny_run, tmp_path / name, epochs=2, uri=None, clips=4)
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr
         assert _tags(project, "lrcn")["keras_backend"] == "jax"
@@ -61,13 +63,14 @@ def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_dat
     assert metrics["n_test"] == len(probs) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
 
 
-def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_data, tmp_path):
+def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_run, tmp_path):
     """extract_features@inceptionv3_gru (random weights, 75 px) and train@ on the features,
     under JAX, on the tiny profile's frames. (The whole network on frames under JAX, what
     evaluate@ runs, is test_models' backbone-and-head test in `make test`'s JAX pass.)"""
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
     arch = "inceptionv3_gru"
-    project = stage_project(tiny_data, tmp_path / "project", epochs=2, uri=None, arch=arch)
+    project = stage_project(tiny_run, tmp_path / "project", epochs=2, uri=None, arch=arch,
+                            clips=4)
 
     extract = run_cmd(["actionrec", "extract-features", arch, "--frames", "data/frames",
                        "--out", f"data/features/{arch}"], cwd=project, env=JAX)

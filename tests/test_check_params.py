@@ -10,7 +10,7 @@ import pytest
 
 from actionrec.config import load_params
 from actionrec.errors import ConfigError
-from tests.conftest import REPO, copy_project, run_cmd
+from tests.helpers import REPO, copy_project, run_cmd
 
 #: The values that, before check_params, were refused only after DVC had removed the
 #: stage's outputs; each with the key the message must name in full.

@@ -1,9 +1,6 @@
-"""CI itself: the workflow lints clean, CI entry points share one script, the gate judges.
-
-The gate is run as the real ``actionrec gate`` command on real ``metrics.json`` files;
-the degraded-run test (a real pipeline run that learns nothing) is in
-``test_training_pipeline.py``, beside the tiny run it compares with.
-"""
+"""CI itself: the workflow lints clean, its jobs together run what `.ci/run` runs, the CI
+scripts pass shellcheck, the committed baseline guards every architecture. (The gate's own
+rules: test_gate.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ import pytest
 import yaml
 
 from actionrec.config import ARCHITECTURES, load_params
-from tests.conftest import REPO, run_cmd
+from tests.helpers import REPO
 
 BIN = Path(sys.executable).parent
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
@@ -38,8 +35,8 @@ def test_the_workflow_passes_actionlint():
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     """The check above can fail: an unknown key and a bad expression are reported."""
     broken = yaml.safe_load(WORKFLOW.read_text())
-    broken["jobs"]["test"]["runs-on"] = "${{ matrix.missing }}"
-    broken["jobs"]["test"]["timeout-minute"] = 5
+    broken["jobs"]["unit"]["runs-on"] = "${{ matrix.missing }}"
+    broken["jobs"]["unit"]["timeout-minute"] = 5
     wf = tmp_path / ".github" / "workflows" / "ci.yml"
     wf.parent.mkdir(parents=True)
     wf.write_text(yaml.safe_dump(broken))
@@ -57,18 +54,42 @@ def test_ci_shell_scripts_pass_shellcheck():
     assert proc.returncode == 0, proc.stdout
 
 
-def test_the_workflow_and_ci_run_call_the_same_commands():
-    """Both run the README's test command and then `make ci-pipeline` (one script)."""
-    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["test"]["steps"]
-    runs = [s["run"].strip() for s in steps if "run" in s]
-    assert runs.index("make test") < runs.index("make ci-pipeline")
+def _make_recipe(target: str) -> list[str]:
+    """The command lines of a Makefile target's recipe."""
+    lines = (REPO / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip().lstrip("@"))
+    return recipe
+
+
+def test_the_workflow_jobs_together_run_what_ci_run_runs():
+    """.ci/run: `make test`, then `make ci-pipeline`. The workflow splits the same work over
+    three jobs: lint + `-m "not slow"` + the backends pass, the tiny pipeline + gate, and
+    `-m slow`; the two pytest selections are complementary, and `make test` runs
+    lint, the whole suite in one pytest call and the same backends pass."""
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    runs = {name: [s["run"].strip() for s in job["steps"] if "run" in s]
+            for name, job in jobs.items()}
+    assert runs == {"unit": ["make setup", "make lint", "make test-unit", "make test-backends"],
+                    "pipeline": ["make setup", "make ci-pipeline"],
+                    "integration": ["make setup", "make test-slow"]}
+    assert 'pytest $(PYTEST_XDIST) -m "not slow"' in _make_recipe("test-unit")
+    assert "pytest $(PYTEST_XDIST) -m slow" in _make_recipe("test-slow")
+    test = _make_recipe("test")
+    assert test[1:] == ["ruff check .", "lint-imports", "pytest $(PYTEST_XDIST)",
+                        "$(MAKE) --no-print-directory test-backends"]
+    assert _make_recipe("lint") == ["ruff check .", "lint-imports"]
+    assert _make_recipe("ci-pipeline") == ["bash ci/tiny_pipeline.sh"]
+    assert "\tbash ci/tiny_pipeline.sh --update-baseline\n" in (REPO / "Makefile").read_text()
     ci_run = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     assert ci_run.index("make test") < ci_run.index("make ci-pipeline")
-    makefile = (REPO / "Makefile").read_text()
-    assert "\tbash ci/tiny_pipeline.sh\n" in makefile
-    assert "\tbash ci/tiny_pipeline.sh --update-baseline\n" in makefile
     assert "make test" in (REPO / "README.md").read_text()
-    uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    uploads = [s for s in jobs["pipeline"]["steps"]
+               if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and uploads[0]["if"] == "always()"
 
 
@@ -93,113 +114,3 @@ def test_tiny_pipeline_script_refuses_an_unknown_argument():
     helped = subprocess.run(["bash", str(REPO / "ci" / "tiny_pipeline.sh"), "--help"],
                             capture_output=True, text=True)
     assert helped.returncode == 0 and "--update-baseline" in helped.stdout
-
-
-# --- the gate on real metrics files ------------------------------------------------------
-
-def _write(root: Path, metrics: dict[str, dict]) -> Path:
-    for arch, m in metrics.items():
-        (root / arch).mkdir(parents=True, exist_ok=True)
-        (root / arch / "metrics.json").write_text(json.dumps(m))
-    return root
-
-
-BASE = {"lrcn": {"top1_accuracy": 0.9, "macro_f1": 0.88, "latency_ms": 3.0},
-        "convlstm": {"top1_accuracy": 0.8, "macro_f1": 0.75, "latency_ms": 5.0}}
-
-
-def _run_gate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """The real ``actionrec gate`` run in ``tmp_path``, with the repository's params but
-    ``gate.metrics: [top1_accuracy, macro_f1]`` (what these tests' metrics files hold)."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["gate"]["metrics"] = ["top1_accuracy", "macro_f1"]
-    (tmp_path / "gate_params.yaml").write_text(yaml.safe_dump(params))
-    return run_cmd(["actionrec", "gate", "--params", str(tmp_path / "gate_params.yaml"),
-                    *args], cwd=tmp_path, check=False)
-
-
-def _gate(tmp_path: Path, current: dict, *extra: str) -> subprocess.CompletedProcess:
-    base = _write(tmp_path / "baseline", BASE)
-    cur = _write(tmp_path / "reports", current)
-    return _run_gate(tmp_path, "--baseline", str(base), "--reports", str(cur),
-                     "--tolerance", "0.05", *extra)
-
-
-def test_gate_passes_an_unchanged_run(tmp_path):
-    proc = _gate(tmp_path, {a: {**m, "latency_ms": 99.0} for a, m in BASE.items()})
-    assert proc.returncode == 0, proc.stderr
-    assert "Regression gate: passed" in proc.stdout
-    assert proc.stdout.count("| ok |") == 4
-
-
-def test_gate_passes_a_drop_within_tolerance_and_lists_an_improvement(tmp_path):
-    current = {"lrcn": {"top1_accuracy": 0.85, "macro_f1": 0.95},
-               "convlstm": BASE["convlstm"]}
-    proc = _gate(tmp_path, current)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| lrcn | top1_accuracy | 0.900 | 0.850 | -0.050 | ok |" in proc.stdout
-    assert "| lrcn | macro_f1 | 0.880 | 0.950 | +0.070 | improved |" in proc.stdout
-
-
-def test_gate_fails_a_drop_beyond_tolerance_with_a_table(tmp_path):
-    current = {"lrcn": {"top1_accuracy": 0.84, "macro_f1": 0.88},
-               "convlstm": BASE["convlstm"]}
-    proc = _gate(tmp_path, current)
-    assert proc.returncode == 1
-    assert "Regression gate: FAILED" in proc.stdout
-    assert "| lrcn | top1_accuracy | 0.900 | 0.840 | -0.060 | **regressed** |" in proc.stdout
-    assert "lrcn (regressed)" in proc.stderr and "make baseline" in proc.stderr
-
-
-def test_gate_fails_a_missing_architecture_and_a_missing_metric(tmp_path):
-    current = {"lrcn": {"top1_accuracy": 0.9, "macro_f1": float("nan")}}
-    proc = _gate(tmp_path, current)
-    assert proc.returncode == 1
-    assert "| convlstm | top1_accuracy | 0.800 | — | — | **missing architecture** |" in proc.stdout
-    assert "| lrcn | macro_f1 | 0.880 | — | — | **missing metric** |" in proc.stdout
-
-
-def test_gate_lists_a_new_architecture_without_failing(tmp_path):
-    current = {**BASE, "lrcn_v2": {"top1_accuracy": 0.5, "macro_f1": 0.5}}
-    proc = _gate(tmp_path, current, "--summary", str(tmp_path / "summary.md"))
-    assert proc.returncode == 0
-    assert "| lrcn_v2 | top1_accuracy | — | 0.500 | — | new |" in proc.stdout
-    assert (tmp_path / "summary.md").read_text().strip() == proc.stdout.strip()
-
-
-def test_gate_update_rewrites_the_baseline_from_the_reports(tmp_path):
-    current = {"lrcn": {"top1_accuracy": 0.5, "macro_f1": 0.4}}
-    proc = _gate(tmp_path, current, "--update")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "baseline" / "lrcn" / "metrics.json").read_text()) == \
-        current["lrcn"]
-    assert not (tmp_path / "baseline" / "convlstm").exists()
-    again = _run_gate(tmp_path, "--baseline", str(tmp_path / "baseline"),
-                      "--reports", str(tmp_path / "reports"))
-    assert again.returncode == 0
-
-
-def test_gate_judges_each_architecture_on_its_own_metrics(tmp_path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["gate"]["metrics"] = {"default": ["top1_accuracy"],
-                                 "convlstm": ["train_top1_accuracy"]}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    base = _write(tmp_path / "baseline", {
-        "lrcn": {"top1_accuracy": 0.9},
-        "convlstm": {"top1_accuracy": 0.8, "train_top1_accuracy": 1.0}})
-    cur = _write(tmp_path / "reports", {
-        "lrcn": {"top1_accuracy": 0.9},
-        "convlstm": {"top1_accuracy": 0.2, "train_top1_accuracy": 0.5}})
-    proc = run_cmd(["actionrec", "gate", "--params", str(tmp_path / "params.yaml"),
-                    "--baseline", str(base), "--reports", str(cur)], cwd=tmp_path, check=False)
-    assert proc.returncode == 1
-    assert "| convlstm | train_top1_accuracy | 1.000 | 0.500 | -0.500 | **regressed** |" \
-        in proc.stdout
-    assert "| convlstm | top1_accuracy |" not in proc.stdout  # not gated for convlstm
-    assert "| lrcn | top1_accuracy | 0.900 | 0.900 | +0.000 | ok |" in proc.stdout
-    assert "convlstm (regressed)" in proc.stderr and "lrcn (" not in proc.stderr
-
-
-def test_gate_without_reports_says_what_to_do(tmp_path):
-    proc = _run_gate(tmp_path, "--reports", str(tmp_path / "nothing"), "--update")
-    assert proc.returncode == 1 and "run the pipeline first" in proc.stderr

@@ -15,7 +15,7 @@ import yaml
 from actionrec.data.frames import save_npy
 from actionrec.errors import OutputError
 from actionrec.io import write_json, write_text
-from tests.conftest import copy_project, run_cmd
+from tests.helpers import copy_project, run_cmd
 
 
 def test_a_write_where_a_file_blocks_the_folder_names_the_path_and_cause(tmp_path):

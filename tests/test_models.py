@@ -48,6 +48,7 @@ def test_a_model_file_must_use_its_registered_settings_class():
         settings_for("lrcn")(S.ConvLSTMSettings)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", ["lrcn", "convlstm", "vgg16_bilstm"])
 def test_build_predict_save_load_safe_mode(name, tmp_path):
     arch, s = get_architecture(name), TINY[name]
@@ -63,6 +64,7 @@ def test_build_predict_save_load_safe_mode(name, tmp_path):
     assert np.allclose(loaded.predict(x, verbose=0), probs, atol=1e-6)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", ["inceptionv3_gru", "efficientnetb7_lstm", "vgg16_bilstm"])
 def test_whole_network_equals_head_on_cached_features(name):
     """The model saved after training (backbone + head on frames) computes what the
@@ -115,6 +117,7 @@ def test_feature_stats_scale_by_a_power_of_two_and_spare_constant_dimensions():
     assert storage_scale_log2(np.zeros(3)) == 0
 
 
+@pytest.mark.backends
 def test_head_ignores_padded_frames():
     s = TINY["inceptionv3_gru"]
     head = get_architecture("inceptionv3_gru").build_head(s, C, T, 16)
@@ -144,6 +147,7 @@ def test_backbone_minimum_size_and_missing_local_weights(tmp_path):
         build_backbone("vgg16", 32, str(tmp_path / "nope.h5"))
 
 
+@pytest.mark.backends
 def test_local_weights_file_is_loaded(tmp_path):
     ref = build_backbone("vgg16", 32, None)
     weights = tmp_path / "vgg16.weights.h5"
@@ -168,6 +172,7 @@ def test_imagenet_weights_offline_fail_fast_with_the_file_name(tmp_path, monkeyp
     assert "null" in msg
 
 
+@pytest.mark.backends
 def test_resize_frames_passes_frames_at_size_unchanged_and_enlarges_like_opencv():
     """``ResizeFrames``: frames already at the size come back bit for bit (what predict
     sends the whole network); smaller ones are enlarged as the frame store's host resize

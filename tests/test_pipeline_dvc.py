@@ -1,12 +1,14 @@
-"""The real thing: `dvc exp run` / `dvc repro` of the data stages in a fresh git + DVC repo.
-
-These tests stop at extract_frames (`dvc exp run ... extract_frames`); the training
-stages, and the sample profile on real UCF101 clips, have their own module
-(test_training_pipeline.py)."""
+"""The pipeline under real DVC: the tiny run's data stages (download to extract_frames, in a
+fresh git + DVC project) and what a data param or a model param reruns; a bad param refused
+in a fresh clone; the sample profile on real UCF101 clips; a DVC remote that gives a fresh
+clone everything; queued experiments in `dvc exp show` and in MLflow."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pandas as pd
 import pytest
 
 from actionrec.data.frames import read_clip
-from tests.conftest import make_project, profile_args, run_cmd
+from tests.helpers import METRIC_KEYS, copy_project, make_project, profile_args, run_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -24,22 +26,28 @@ def repo(tmp_path: Path) -> Path:
     return make_project(tmp_path / "repo")
 
 
-def test_tiny_profile_runs_end_to_end_and_reruns_only_what_changed(repo):
-    proc = run_cmd(["dvc", "exp", "run", *profile_args(repo, "tiny"), "extract_frames"],
-                   cwd=repo)
+def test_the_tiny_runs_data_stages_left_their_outputs(tiny_run):
+    """The data stages of the tiny run (a real `dvc repro` in a fresh git + DVC project,
+    ci/tiny_pipeline.sh): the manifest, the classes, the validation report, a frame store
+    per image size."""
     for stage in ("download", "subsample", "validate", "extract_frames"):
-        assert f"Running stage '{stage}'" in proc.stdout
-    manifest = pd.read_csv(repo / "data" / "manifest.csv")
+        assert f"Running stage '{stage}'" in (tiny_run / "pipeline.log").read_text()
+    manifest = pd.read_csv(tiny_run / "data" / "manifest.csv")
     assert len(manifest) == 4 * 24 * 4 and set(manifest["split"]) == {"train", "val", "test"}
-    assert json.loads((repo / "data" / "classes.json").read_text()) == [
+    assert json.loads((tiny_run / "data" / "classes.json").read_text()) == [
         "Bend", "SitDown", "StandUp", "Walk"]
-    assert "**PASSED**" in (repo / "reports" / "validation.md").read_text()
+    assert "**PASSED**" in (tiny_run / "reports" / "validation.md").read_text()
     for size in (32, 75):
-        index = pd.read_csv(repo / "data" / "frames" / str(size) / "index.csv")
+        index = pd.read_csv(tiny_run / "data" / "frames" / str(size) / "index.csv")
         assert len(index) == len(manifest)
-        clip = read_clip(repo / "data" / "frames" / str(size), index["file"].iloc[0])
+        clip = read_clip(tiny_run / "data" / "frames" / str(size), index["file"].iloc[0])
         assert clip.shape == (8, size, size, 3) and clip.dtype == np.uint8
 
+
+def test_a_data_param_reruns_only_the_stages_that_read_it(tiny_run, tmp_path):
+    """On a copy of the tiny run: `dvc repro extract_frames` finds it up to date; a new
+    sequence length reruns extract_frames (and check_params) only, without a warning."""
+    repo = copy_project(tiny_run, tmp_path / "repo")
     again = run_cmd(["dvc", "repro", "extract_frames"], cwd=repo)
     assert "Data and pipelines are up to date." in again.stdout
     assert "Running stage" not in again.stdout
@@ -63,3 +71,112 @@ def test_bad_param_is_refused_before_any_work(repo):
     assert "Traceback" not in out
     assert not (repo / "data" / "raw").exists()
     assert not (repo / "data" / "raw.building").exists()
+
+
+def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(tiny_scratch):
+    repo = tiny_scratch
+    again = run_cmd(["dvc", "repro"], cwd=repo, timeout=600)
+    assert "Running stage" not in again.stdout
+    changed = run_cmd(["dvc", "exp", "run", "-S", "models.lrcn.epochs=3"], cwd=repo, timeout=900)
+    ran = {line.split("'")[1] for line in changed.stdout.splitlines()
+           if line.startswith("Running stage")}
+    # check_params validates any params change first (seconds; its output is constant)
+    assert ran == {"check_params", "train@lrcn", "evaluate@lrcn", "compare"}
+    assert json.loads((repo / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())[
+        "epochs_trained"] <= 3
+
+
+def test_sample_profile_runs_each_kind_of_stage_on_real_ucf101_clips(sample_dir, tmp_path):
+    """Real avi + mp4 clips (2 classes, no validation split) through the data stages, a
+    from-scratch model on frames (LRCN) and a frozen backbone's head on cached features
+    (InceptionV3 + GRU), to their evaluation. (All five and compare run in the tiny run;
+    the other three here would add minutes of model building and saving, not coverage.)"""
+    repo = make_project(tmp_path / "repo")
+    targets = ["evaluate@lrcn", "evaluate@inceptionv3_gru"]
+    proc = run_cmd(["dvc", "exp", "run", *profile_args(repo, "sample"),
+                    "-S", f"data.local.root={sample_dir}", *targets], cwd=repo, timeout=1500)
+    for stage in ("download", "validate", "extract_frames", "extract_features@inceptionv3_gru",
+                  "train@lrcn", "train@inceptionv3_gru", *targets):
+        assert f"Running stage '{stage}'" in proc.stdout, stage
+    manifest = pd.read_csv(repo / "data" / "manifest.csv")
+    assert sorted(Path(p).suffix for p in manifest["path"]) == [".avi", ".mp4", ".mp4", ".mp4"]
+    report = json.loads((repo / "reports" / "extract_frames.json").read_text())
+    assert report["n_extracted"] == 4 and report["n_excluded"] == 0
+    for arch in ("lrcn", "inceptionv3_gru"):
+        metrics = json.loads((repo / "reports" / "evaluate" / arch / "metrics.json").read_text())
+        assert metrics["n_test"] == 2 and set(metrics) >= METRIC_KEYS
+    again = run_cmd(["dvc", "repro", *targets], cwd=repo, timeout=600)
+    assert "Data and pipelines are up to date." in again.stdout
+
+
+def _results_clone(tiny_run: Path, dst: Path) -> Path:
+    """A git clone of the tiny run with its results committed (params, ``dvc.lock``, the
+    uncached reports) and its DVC cache hard-linked in (read-only files, so the tiny run
+    is not touched): what a teammate has after running the pipeline."""
+    run_cmd(["git", "clone", "-q", str(tiny_run), str(dst)], cwd=dst.parent)
+    for name in ("params.yaml", "dvc.lock"):
+        shutil.copy(tiny_run / name, dst / name)
+    shutil.rmtree(dst / "reports", ignore_errors=True)
+    shutil.copytree(tiny_run / "reports", dst / "reports")
+    shutil.copytree(tiny_run / ".dvc" / "cache", dst / ".dvc" / "cache", copy_function=os.link)
+    run_cmd(["git", "add", "-A"], cwd=dst)
+    run_cmd(["git", "add", "-f", "reports", "dvc.lock"], cwd=dst)
+    run_cmd(["git", "commit", "-qm", "tiny run results"], cwd=dst)
+    return dst
+
+
+def test_dvc_remote_gives_a_fresh_clone_everything_with_no_stage_to_rerun(tiny_run, tmp_path):
+    mine = _results_clone(tiny_run, tmp_path / "mine")
+    remote = tmp_path / "shared-remote"
+    run_cmd(["dvc", "remote", "add", "-d", "shared", str(remote)], cwd=mine)
+    run_cmd(["dvc", "push"], cwd=mine)
+    run_cmd(["git", "commit", "-qam", "DVC remote"], cwd=mine)
+
+    theirs = tmp_path / "theirs"
+    run_cmd(["git", "clone", "-q", str(mine), str(theirs)], cwd=tmp_path)
+    assert not (theirs / "models").exists()
+    run_cmd(["dvc", "pull"], cwd=theirs)
+    assert "Data and pipelines are up to date" in run_cmd(["dvc", "status"], cwd=theirs).stdout
+    dry = run_cmd(["dvc", "repro", "--dry"], cwd=theirs).stdout
+    assert "Running stage" not in dry, dry
+    for path in ("models/lrcn/model.keras", "data/manifest.csv"):
+        assert (theirs / path).read_bytes() == (tiny_run / path).read_bytes()
+
+
+def test_queued_experiments_land_in_dvc_exp_show_and_in_mlflow(tiny_run, tmp_path):
+    repo = _results_clone(tiny_run, tmp_path / "repo")
+    names = {"lrcn-1-epoch": 1, "lrcn-2-epochs": 2}
+    for name, epochs in names.items():
+        run_cmd(["dvc", "exp", "run", "--queue", "-n", name, "-S",
+                 f"models.lrcn.epochs={epochs}", "train@lrcn"], cwd=repo)
+    run_cmd(["dvc", "queue", "start", "-j", "1"], cwd=repo)
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            status = run_cmd(["dvc", "queue", "status"], cwd=repo).stdout
+            if not any(word in status for word in ("Queued", "Running")):
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(3)
+    finally:
+        run_cmd(["dvc", "queue", "stop"], cwd=repo, check=False)
+    assert status.count("Success") == 2, status + run_cmd(
+        ["dvc", "queue", "logs", "lrcn-1-epoch"], cwd=repo, check=False).stdout[-3000:]
+    shown = json.loads(run_cmd(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
+    found = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                params = rev["data"]["params"]["params.yaml"]["data"]
+                found[rev.get("name") or exp.get("name")] = params["models"]["lrcn"]["epochs"]
+    assert {k: v for k, v in found.items() if k in names} == names, found
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string="tags.architecture = 'lrcn'")
+    logged = {r.data.tags.get("dvc_experiment"): int(r.data.params["model.epochs"])
+              for r in runs}
+    assert logged == names
+    assert all(r.info.status == "FINISHED" for r in runs)

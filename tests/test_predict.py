@@ -2,9 +2,9 @@
 
 A small LRCN with random weights stands in for a trained model: what is tested is
 that predict feeds it exactly what training would (the pipeline's own decoding,
-sampling and crop), not what it learned. Predicting from the MLflow registry and
-`mlflow models serve` are tested on the tiny pipeline's models in
-test_training_pipeline.py.
+sampling and crop), not what it learned. The last test predicts with the tiny run's
+registry champion; the registered pyfunc and `mlflow models serve` are
+test_mlflow_model.py's.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from actionrec.predict import (
     plan_windows,
     predict_video,
 )
-from tests.conftest import run_cmd
+from tests.helpers import champion, run_cmd
 
 T, SIZE = 8, 32
 CLASSES = ["JumpingJack", "Walk", "Wave"]
@@ -86,6 +86,7 @@ def _expected(model, path: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("ext,fourcc", [(".avi", "XVID"), (".mp4", "mp4v"), (".mkv", "XVID"),
                                         (".webm", "VP80")])
+@pytest.mark.backends
 def test_whole_clip_is_sampled_as_in_training(ext, fourcc, model_dir, model, tmp_path):
     video = write_video(tmp_path / f"clip{ext}", _frames(45), fourcc)
     result = predict_video(load_predictor(str(model_dir)), video, top_k=3)
@@ -112,6 +113,7 @@ def test_real_ucf101_clips_avi_and_mp4(sample_dir, model_dir, model):
                                    pytest.approx(float(expected.max()), abs=1e-5))
 
 
+@pytest.mark.backends
 def test_a_clip_shorter_than_the_sequence_is_zero_padded(model_dir, model, tmp_path):
     video = write_video(tmp_path / "short.avi", _frames(3), "XVID")
     result = predict_video(load_predictor(str(model_dir)), video)
@@ -140,6 +142,7 @@ def test_plan_windows_covers_the_whole_clip():
                for w in plan_windows(100, c, window=25, stride=12))
 
 
+@pytest.mark.backends
 def test_each_window_is_predicted_as_if_it_were_its_own_clip(model_dir, model, tmp_path):
     """MJPG is intra-frame: the frames of a window cut into its own file decode to the
     same pixels, so the window's answer must equal the whole-clip answer on that file."""
@@ -237,6 +240,7 @@ def test_cli_answers_good_files_reports_bad_ones_and_exits_1(model_dir, mixed_di
     assert first.split()[1] == "1" and second.split()[0] == "2"
 
 
+@pytest.mark.backends
 def test_cli_json_and_timeline_plot(model_dir, mixed_dir, tmp_path):
     good = mixed_dir / "good.avi"
     proc = run_cmd(["actionrec", "predict", str(good), str(mixed_dir / "notes.mp4"),
@@ -288,3 +292,21 @@ def test_model_uris_are_resolved_in_the_tracking_store_params_yaml_names(repo_pa
     assert predict_tracking_uri("params.yaml") == "http://127.0.0.1:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
     assert predict_tracking_uri("params.yaml") == "http://127.0.0.1:5001"
+
+
+def test_predict_cli_on_real_clips_with_the_registry_champion(tiny_run, sample_dir):
+    """`actionrec predict` resolves models:/...@champion in the project's own store (the
+    default: sqlite:///mlflow.db where it runs) and answers as the model folder does."""
+    repo = tiny_run
+    best = champion(repo)
+    clips = [str(sample_dir / "UCF-101" / c) for c in ("Punch", "Biking")]
+    answers = []
+    for model in (f"models:/actionrec-{best}@champion", str(repo / "models" / best)):
+        proc = run_cmd(["actionrec", "predict", *clips, "--model", model, "--json"], cwd=repo)
+        answers.append(json.loads(proc.stdout))
+    from_registry, from_folder = answers
+    assert from_registry["architecture"] == best
+    assert len(from_registry["results"]) == 3 and all(r["ok"] for r in from_registry["results"])
+    assert from_registry["results"] == from_folder["results"]
+    classes = json.loads((repo / "data" / "classes.json").read_text())
+    assert {t["action"] for r in from_registry["results"] for t in r["top_k"]} <= set(classes)

@@ -1,4 +1,6 @@
-"""Training-time clip augmentation and epoch-exact batches, on a real frame store."""
+"""Training batches (data/datasets.py: FrameSequence, epoch-exact batches that a resumed fit
+serves again) and the clip augmentation applied to them inside the model
+(models/layers.ClipAugmentation), on a real frame store."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ def _augment(clips: np.ndarray, seed: int, **options) -> np.ndarray:
     return keras.ops.convert_to_numpy(out)
 
 
+@pytest.mark.backends
 def test_flip_mirrors_whole_clips_or_leaves_them(store):
     clips = _batch(store)
     out = _augment(clips, 7, flip=True)
@@ -54,6 +57,7 @@ def test_flip_mirrors_whole_clips_or_leaves_them(store):
     assert any(flipped) and any(kept)
 
 
+@pytest.mark.backends
 def test_shift_and_zoom_move_every_frame_of_a_clip_alike(store):
     clips = _batch(store)
     still = np.repeat(clips[:, :1], clips.shape[1], axis=1)  # T copies of the first frame
@@ -66,6 +70,7 @@ def test_shift_and_zoom_move_every_frame_of_a_clip_alike(store):
     assert 0 < moved < 40
 
 
+@pytest.mark.backends
 def test_augmentation_is_a_function_of_its_seed_and_idle_in_inference(store):
     clips = _batch(store)
     options = {"flip": True, "translation": 0.1, "zoom": 0.1}
@@ -98,6 +103,7 @@ class _Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("workers", [0, 2])
 def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one(store,
                                                                               tmp_path,
@@ -145,6 +151,7 @@ def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one
                for a, b in zip(unbroken.get_weights(), alone.get_weights(), strict=True))
 
 
+@pytest.mark.backends
 def test_a_saved_model_with_augmentation_loads_in_safe_mode_and_predicts_alike(store, tmp_path):
     model = _lrcn()
     clips = _batch(store)[:, :6]
@@ -178,6 +185,7 @@ class _Recording(FrameSequence):
         return super().__getitem__(i)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize(("sync", "workers"), [(True, 0), (False, 0), (True, 2)])
 def test_a_resumed_fit_serves_the_batches_of_its_epoch(store, sync, workers):
     """``fit(initial_epoch=2)``, as after BackupAndRestore, must train on epoch 2's batches,

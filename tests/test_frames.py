@@ -1,4 +1,6 @@
-"""The Great Expectations suite and the frame store, on real (synthetic and UCF101) video."""
+"""The frame store (data/frames.py) from real video: synthetic .avi and the real UCF101
+sample (avi + mp4); sizes above the native crop; which stores a size set needs; the rules
+that fail the stage on bad clips."""
 
 from __future__ import annotations
 
@@ -13,71 +15,13 @@ from actionrec.data.frames import extract_frames, plan_stores, read_clip
 from actionrec.data.splits import build_manifest
 from actionrec.data.validation import probe_videos, validate_dataset
 from actionrec.errors import DatasetError
+from tests.helpers import synth_manifest
 
-SETTINGS = ValidateSettings(min_frames=16, max_frames=500, min_fps=5, max_fps=60, min_width=64,
-                            min_height=64, workers=2)
 FRAMES = FrameSettings(sequence_length=6, workers=2)
 
 
-def _manifest(root, val_fraction=0.34):
-    manifest, classes, _ = build_manifest(root / "ucfTrainTestlist", root / "UCF-101", 1, None,
-                                          ["SitDown", "StandUp", "Wave"], val_fraction, 0)
-    return manifest, classes
-
-
-def test_clean_dataset_passes(synth_dir, tmp_path):
-    manifest, classes = _manifest(synth_dir)
-    passed, md = validate_dataset(manifest, classes, synth_dir / "UCF-101", SETTINGS, 0.0,
-                                  tmp_path / "reports", tmp_path / "probe.csv", progress=False)
-    assert passed, md.read_text()
-    report = json.loads((tmp_path / "reports" / "validation.json").read_text())
-    assert report["success"] and report["n_clips"] == 24 and len(report["results"]) >= 18
-    probe = pd.read_csv(tmp_path / "probe.csv")
-    assert probe["readable"].all() and probe["n_frames"].between(20, 28).all()
-
-
-def test_group_in_two_splits_and_missing_class_are_reported(synth_dir, tmp_path):
-    manifest, classes = _manifest(synth_dir)
-    leak = manifest.index[(manifest["class_name"] == "Wave") & (manifest["split"] == "train")][0]
-    manifest.loc[leak, "split"] = "test"  # one clip of a train group moved to test
-    only_val = manifest.index[(manifest["class_name"] == "SitDown") & (manifest["split"] == "val")]
-    manifest = manifest.drop(only_val)  # SitDown now missing from val
-    passed, md = validate_dataset(manifest, classes, synth_dir / "UCF-101", SETTINGS, 0.0,
-                                  tmp_path / "reports", tmp_path / "probe.csv", progress=False)
-    text = md.read_text()
-    assert not passed and "**FAILED**" in text
-    assert "## FAIL: no group (class, gGG) has clips in two splits" in text
-    group = manifest.loc[leak, "group"]
-    assert f"Wave/g{group:02d}" in text  # names the offending group
-    assert "## FAIL: every class has clips in val" in text and "SitDown" in text
-
-
-def test_unreadable_videos_beyond_the_tolerance_fail(synth_copy, tmp_path):
-    manifest, classes = _manifest(synth_copy)
-    broken = manifest["path"].iloc[3]
-    (synth_copy / "UCF-101" / broken).write_bytes(b"\x00" * 1000)
-    # 1 of 24 = 4.2 %: fails at 2 % tolerance, passes at 5 %.
-    passed, md = validate_dataset(manifest, classes, synth_copy / "UCF-101", SETTINGS, 0.02,
-                                  tmp_path / "r1", tmp_path / "probe.csv", progress=False)
-    assert not passed and broken in md.read_text() and "## Unreadable videos" in md.read_text()
-    passed, _ = validate_dataset(manifest, classes, synth_copy / "UCF-101", SETTINGS, 0.05,
-                                 tmp_path / "r2", tmp_path / "probe.csv", progress=False)
-    assert passed
-
-
-def test_frame_bounds_fail_with_the_rows(synth_dir, tmp_path):
-    manifest, classes = _manifest(synth_dir)
-    strict = SETTINGS.model_copy(update={"min_frames": 25})
-    passed, md = validate_dataset(manifest, classes, synth_dir / "UCF-101", strict, 0.0,
-                                  tmp_path / "reports", tmp_path / "probe.csv", progress=False)
-    probe = pd.read_csv(tmp_path / "probe.csv")
-    short = probe.loc[probe["n_frames"] < 25, "path"]
-    assert not passed and len(short) > 0
-    assert all(p in md.read_text() for p in short)
-
-
 def test_extract_frames_store(synth_copy, tmp_path):
-    manifest, classes = _manifest(synth_copy)
+    manifest, classes = synth_manifest(synth_copy)
     broken = manifest["path"].iloc[0]
     (synth_copy / "UCF-101" / broken).write_bytes(b"RIFF" + b"\x00" * 500)
     probed = probe_videos(list(manifest["path"]), synth_copy / "UCF-101", 2, progress=False)
@@ -101,7 +45,7 @@ def test_extract_frames_store(synth_copy, tmp_path):
 
 
 def test_sizes_above_the_native_crop_are_stored_native_and_enlarged_on_read(synth_dir, tmp_path):
-    manifest, classes = _manifest(synth_dir)
+    manifest, classes = synth_manifest(synth_dir)
     probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
     out = tmp_path / "frames"
     report = extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [60, 150], FRAMES,
@@ -127,46 +71,6 @@ def test_sizes_above_the_native_crop_are_stored_native_and_enlarged_on_read(synt
     assert read_clip(tmp_path / "f2" / "150", file).shape == (6, 150, 150, 3)
 
 
-def test_extract_features_reads_ahead_and_enlarges_in_the_model(synth_dir, tmp_path):
-    """extract_features on a store kept at the clips' 64 px for InceptionV3's 75 px: with
-    two reading threads it stores exactly what it stores reading in the loop, and that is
-    the feature model's output on the stored frames (enlarged inside the model)."""
-    from actionrec.features import extract_features
-    from actionrec.models.heads import backbone_feature_model
-    from actionrec.models.settings import InceptionV3GRUSettings
-
-    manifest, classes = _manifest(synth_dir)
-    probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
-    out = tmp_path / "frames"
-    extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [75], FRAMES, out, 0.0,
-                   tmp_path / "extract.json", progress=False)
-    s = InceptionV3GRUSettings(image_size=75, backbone={"weights": None,
-                                                       "feature_batch_size": 12})
-    import keras
-
-    from actionrec.models import get_architecture
-
-    def seeded(f, *args, **kwargs):  # random backbone weights: the same ones each time
-        keras.utils.set_random_seed(0)
-        return f(*args, **kwargs)
-
-    metas = [seeded(extract_features, "inceptionv3_gru", s, out / "75", tmp_path / f"w{w}",
-                    progress=False, workers=w) for w in (0, 2)]
-    assert metas[0] == metas[1]
-    for split in ("train", "test"):
-        a, b = (np.load(tmp_path / f"w{w}" / f"{split}.npy") for w in (0, 2))
-        assert np.array_equal(a, b) and a.shape[1:] == (FRAMES.sequence_length, 2048)
-    rows = pd.read_csv(tmp_path / "w2" / "train.csv")
-    clip = np.load(out / "75" / rows["file"].iloc[0])
-    assert clip.shape[1] == 64  # stored at the clips' side, not at 75 px
-    model = seeded(backbone_feature_model, get_architecture("inceptionv3_gru").backbone, s)
-    expected = model.predict(clip, verbose=0)
-    got = np.load(tmp_path / "w2" / "train.npy")[0].astype(np.float32)
-    got *= np.float32(2.0 ** -metas[0]["scale_log2"])
-    n = rows["n_valid"].iloc[0]
-    assert np.allclose(got[:n], expected[:n], rtol=2e-3, atol=1e-3 * np.abs(expected).max())
-
-
 def test_plan_stores():
     assert plan_stores([64, 224, 600], 240) == {64: (64, 64), 224: (224, 224), 600: (224, 224)}
     assert plan_stores([64, 600], 240) == {64: (64, 64), 600: (600, 240)}  # 64 px is too coarse
@@ -175,7 +79,7 @@ def test_plan_stores():
 
 
 def test_extract_fails_when_too_many_clips_are_bad(synth_copy, tmp_path):
-    manifest, classes = _manifest(synth_copy)
+    manifest, classes = synth_manifest(synth_copy)
     for p in manifest["path"].iloc[:3]:
         (synth_copy / "UCF-101" / p).write_bytes(b"not a video")
     probed = probe_videos(list(manifest["path"]), synth_copy / "UCF-101", 1, progress=False)
@@ -186,7 +90,7 @@ def test_extract_fails_when_too_many_clips_are_bad(synth_copy, tmp_path):
 
 
 def test_extract_fails_when_a_class_loses_a_split(synth_copy, tmp_path):
-    manifest, classes = _manifest(synth_copy)
+    manifest, classes = synth_manifest(synth_copy)
     val_wave = manifest.loc[(manifest["class_name"] == "Wave") & (manifest["split"] == "val")]
     for p in val_wave["path"]:
         (synth_copy / "UCF-101" / p).write_bytes(b"not a video")
@@ -199,7 +103,8 @@ def test_extract_fails_when_a_class_loses_a_split(synth_copy, tmp_path):
 def test_real_clips_avi_and_mp4(sample_dir, tmp_path):
     manifest, classes, _ = build_manifest(sample_dir / "ucfTrainTestlist", sample_dir / "UCF-101",
                                           1, None, ["Basketball", "Biking"], 0.0, 0)
-    settings = SETTINGS.model_copy(update={"max_frames": 2000})
+    settings = ValidateSettings(min_frames=16, max_frames=2000, min_fps=5, max_fps=60,
+                                min_width=64, min_height=64, workers=2)
     passed, md = validate_dataset(manifest, classes, sample_dir / "UCF-101", settings, 0.0,
                                   tmp_path / "reports", tmp_path / "probe.csv", progress=False)
     assert passed, md.read_text()

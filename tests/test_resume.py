@@ -1,0 +1,103 @@
+"""An interrupted training (SIGKILL) resumes from its last epoch as one MLflow run, and
+only the run that made the state resumes it (resume.py): a changed learning rate starts
+afresh, and ends on the weights of an unbroken run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from actionrec import resume
+from tests.helpers import run_cmd, stage_project, tracking_client
+
+pytestmark = pytest.mark.slow
+
+
+def _resume_project(tiny_run: Path, path: Path, epochs: int, experiment: str,
+                    learning_rate: float | None = None) -> tuple[Path, list[str], Path, Path]:
+    """An LRCN stage project: ``(project, train command, work folder, model folder)``."""
+    repo = stage_project(tiny_run, path, epochs=epochs, uri=None)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["mlflow"].update(register=False, experiment=experiment)
+    if learning_rate is not None:
+        params["models"]["lrcn"]["learning_rate"] = learning_rate
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    work, out = path / "work", path / "model"
+    cmd = [str(Path(sys.executable).parent / "actionrec"), "train", "lrcn", "--out", str(out),
+           "--work", str(work)]
+    return repo, cmd, work, out
+
+
+def _kill_after_two_epochs(cmd: list[str], repo: Path, work: Path) -> int:
+    """Start the training, SIGKILL it once two epochs are in its history; epochs done."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    first = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    history = work / "lrcn" / "history.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    return len(pd.read_csv(history))
+
+
+def test_a_killed_training_resumes_from_its_last_epoch(tiny_run, tmp_path):
+    repo, cmd, work, out = _resume_project(tiny_run, tmp_path, 6, "resume")
+    done_before = _kill_after_two_epochs(cmd, repo, work)
+    assert 2 <= done_before < 6 and not (out / "model.keras").exists()
+
+    second = run_cmd(cmd, cwd=repo, timeout=900)
+    assert "Epoch 1/6" not in second.stdout and "not resuming" not in second.stdout
+    assert f"Epoch {done_before + 1}/6" in second.stdout
+    final = pd.read_csv(out / "history.csv")
+    assert final["epoch"].tolist() == list(range(6))
+    assert not resume.has_state(work / "lrcn")  # resumable state removed after success
+    client = tracking_client(repo)
+    run_id = json.loads((out / "meta.json").read_text())["mlflow_run_id"]
+    steps = {m.step for m in client.get_metric_history(run_id, "train_loss")}
+    assert steps == set(range(6))  # one run, resumed, no epoch lost
+
+
+def test_a_killed_training_with_a_changed_learning_rate_starts_afresh(tiny_run, tmp_path):
+    """Resume belongs to the run that made it: a new learning rate discards the state (one
+    line says why), the old MLflow run ends KILLED, and the model equals an unbroken run
+    with the new value."""
+    repo, cmd, work, out = _resume_project(tiny_run, tmp_path / "a", 4, "resume-changed")
+    assert _kill_after_two_epochs(cmd, repo, work) >= 2
+    old_run = (work / "lrcn" / "mlflow_run_id").read_text().strip()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["lrcn"]["learning_rate"] = 0.0005
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+
+    second = run_cmd(cmd, cwd=repo, timeout=900)
+    assert "train@lrcn: not resuming the interrupted run" in second.stdout
+    assert "models.lrcn.learning_rate 0.001 -> 0.0005" in second.stdout
+    assert "Epoch 1/4" in second.stdout
+    client = tracking_client(repo)
+    assert client.get_run(old_run).info.status == "KILLED"
+    new_run = json.loads((out / "meta.json").read_text())["mlflow_run_id"]
+    assert new_run != old_run and client.get_run(new_run).info.status == "FINISHED"
+    assert client.get_run(new_run).data.params["model.learning_rate"] == "0.0005"
+
+    ref_repo, ref_cmd, _, ref_out = _resume_project(tiny_run, tmp_path / "b", 4,
+                                                    "resume-unbroken", learning_rate=0.0005)
+    run_cmd(ref_cmd, cwd=ref_repo, timeout=900)
+    import actionrec.models.layers  # noqa: F401  (the custom layers, for loading)
+
+    got = keras.models.load_model(out / "model.keras", safe_mode=True).get_weights()
+    want = keras.models.load_model(ref_out / "model.keras", safe_mode=True).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
