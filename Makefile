@@ -6,11 +6,11 @@ TEST_JOBS ?= 2
 PYTEST_XDIST = -n $(TEST_JOBS) --maxschedchunk 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup pipeline demo profile test lint ci-pipeline baseline bench mlflow-server \
-	mlflow-stop
+.PHONY: help setup pipeline demo profile test test-unit test-slow test-backends lint ci-pipeline \
+	baseline bench mlflow-server mlflow-stop
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup:  ## install system + Python dependencies into .venv (GPU=1: CUDA builds of TF and JAX)
 	@GPU=$(GPU) bash scripts/bootstrap.sh
@@ -30,13 +30,23 @@ profile: setup  ## another profile in a scratch copy: make profile PROFILE=sampl
 	ACTIONREC_PROFILE=$(PROFILE) bash ci/tiny_pipeline.sh --run-only
 	@echo "profile $(PROFILE): the run is in .profiles/$(PROFILE)/ (reports/comparison.md, mlflow.db)"
 
-test: setup  ## lint + the test suite (real dvc, real video, MLflow UI in headless Chromium)
+test: setup  ## lint + the whole test suite (real dvc, real video, MLflow UI in headless Chromium)
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
 	lint-imports
 	pytest $(PYTEST_XDIST)
-	@echo "== the model, augmentation and predict tests again under Keras' JAX backend (CPU)"
-	KERAS_BACKEND=jax pytest $(PYTEST_XDIST) -m "not slow" tests/test_models.py tests/test_augment.py tests/test_predict.py
+	@$(MAKE) --no-print-directory test-backends
+
+test-unit: setup  ## the unit tests (not marked slow, ~2 min): what to run while you work
+	pytest $(PYTEST_XDIST) -m "not slow"
+
+test-slow: setup  ## the integration tests (marked slow): the tiny run, DVC, team server, browser
+	@bash scripts/bootstrap.sh --browser --server
+	pytest $(PYTEST_XDIST) -m slow
+
+test-backends: setup  ## the tests whose Keras code differs by backend, again under JAX (CPU)
+	@echo "== the tests marked backends again under Keras' JAX backend (CPU)"
+	KERAS_BACKEND=jax pytest $(PYTEST_XDIST) -m "backends and not slow"
 
 ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ + regression gate
 	bash ci/tiny_pipeline.sh
