@@ -70,6 +70,10 @@ def report(out: Path) -> None:
     runs = {n: read_metrics(_folder(out, n) / "reports" / "evaluate") for n in SETTINGS
             if (_folder(out, n) / "reports" / "evaluate").is_dir()}
     names = list(runs)
+    if not names:
+        sys.exit(f"error: no finished run under {out} (see the .log files there; run this "
+                 "script from the .venv, `source .venv/bin/activate`, so that `actionrec` and "
+                 "`dvc` are on PATH)")
     print(f"| architecture | metric | baseline | {' | '.join(names)} | largest drop | spread |")
     print(f"|---|---|---:|{'---:|' * len(names)}---:|---:|")
     worst_drop = worst_spread = 0.0
@@ -100,6 +104,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     ap.add_argument("--report", action="store_true", help="only print the table")
     args = ap.parse_args()
+    # the runs call `actionrec` and `dvc`: this interpreter's bin/ first, as `make` puts it
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     if not args.report:
         with ThreadPoolExecutor(args.jobs) as pool:
             for name, seconds, rc in pool.map(lambda n: run_setting(args.out, n), SETTINGS):

@@ -18,8 +18,8 @@
 # A finished run is reused while the working tree (less ci/baseline/) and the numerics
 # settings (TF_ENABLE_ONEDNN_OPTS, TF_NUM_INTRAOP_THREADS, KERAS_BACKEND) are unchanged, so
 # `make test` and `make ci-pipeline` share one run; delete the folder to force a new one.
-# The five architectures run $ACTIONREC_JOBS at a time (default 1; more on a machine with
-# more than 2 cores: each architecture's stages are one `dvc repro --single-item`).
+# The five architectures run $ACTIONREC_JOBS at a time (default 2; more on a machine with
+# more cores: each architecture's stages are one `dvc repro --single-item`).
 # It leaves: reports/, pipeline.log, logs/<arch>.log, logs/params_read.jsonl (the settings
 # each stage read, and its modules), dvc_plots/ (dvc plots show),
 # metrics_diff.md, gate.md.
@@ -34,7 +34,7 @@ if [ "$profile" = tiny ]; then
 else
   work=${ACTIONREC_CI_WORK:-$root/.profiles/$profile}
 fi
-jobs=${ACTIONREC_JOBS:-1}
+jobs=${ACTIONREC_JOBS:-2}
 update=0
 gate=1
 case "${1:-}" in
@@ -68,7 +68,10 @@ case "$baseline" in /*) ;; *) baseline="$root/$baseline" ;; esac
 # user's own runs stays behind: the scratch project starts with none.
 source_files() {
   (cd "$root" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] && [ "$f" != dvc.lock ] && printf '%s\0' "$f"; done)
+    | while IFS= read -r -d '' f; do
+        # `if`, not `&&`: a deleted file last in the list must not fail the loop
+        if [ -e "$f" ] && [ "$f" != dvc.lock ]; then printf '%s\0' "$f"; fi
+      done)
 }
 digest=$( { (cd "$root" && source_files | grep -zv '^ci/baseline/' | xargs -0 -r sha256sum)
             echo "TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-}"
@@ -122,10 +125,11 @@ else
   # upstream stage: those are done, and checking them would lock their outputs), $jobs at
   # a time; then what is left (compare). DVC releases its repository lock while a stage's
   # command runs and locks each stage's outputs (dvc/stage/run.py, unlocked_repo), so
-  # chains with no output in common run side by side. Each uses all cores when it can, so
-  # two on 2 cores saved only 7 % (606 s against 648 s for the tiny profile, measured):
-  # the default is one at a time; ACTIONREC_JOBS=N on a machine with more cores. Each
-  # chain's output goes to logs/<arch>.log, added to pipeline.log in architecture order.
+  # chains with no output in common run side by side. A chain leaves a core idle much of
+  # its time (interpreter and TensorFlow start-up, model saving, MLflow, DVC hashing), so
+  # two at a time on 2 cores took the tiny profile from 380 s to 261 s (10 and 12 epochs
+  # aside, measured): the default is 2; ACTIONREC_JOBS=N on a machine with more cores.
+  # Each chain's output goes to logs/<arch>.log, added to pipeline.log in architecture order.
   dvc repro extract_frames 2>&1 | tee pipeline.log
   # shellcheck disable=SC2329  # called by name through xargs' `bash -c`, below
   chain() {
