@@ -67,8 +67,10 @@ def report(out: Path) -> None:
 
     gate = load_params(ROOT / "params.yaml").gate
     baseline = read_metrics(ROOT / gate.baseline)
+    # finished runs only: ci/tiny_pipeline.sh writes .run-digest last, and a scratch project
+    # holds the committed baseline as its reports until its own evaluate stages replace them
     runs = {n: read_metrics(_folder(out, n) / "reports" / "evaluate") for n in SETTINGS
-            if (_folder(out, n) / "reports" / "evaluate").is_dir()}
+            if (_folder(out, n) / ".run-digest").is_file()}
     names = list(runs)
     if not names:
         sys.exit(f"error: no finished run under {out} (see the .log files there; run this "
