@@ -34,7 +34,7 @@ test: setup  ## lint + the whole test suite (real dvc, real video, MLflow UI in 
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
 	lint-imports
-	pytest $(PYTEST_XDIST)
+	pytest $(PYTEST_XDIST) --durations=25
 	@$(MAKE) --no-print-directory test-backends
 
 test-unit: setup  ## the unit tests (not marked slow, ~2 min): what to run while you work

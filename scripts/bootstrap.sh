@@ -58,7 +58,9 @@ UV_VERSION=0.13.8
 CONSTRAINTS=scripts/constraints.txt
 install() {  # install ARGS...: uv when it can be had, else pip (same constraints)
   if [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -qq "uv==$UV_VERSION"; then
-    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" "$@"
+    # --compile-bytecode: pip's default; without it every first import (TensorFlow's
+    # thousands of modules) compiles at run time, in each process that gets there first
+    "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" "$@"
   else
     echo "bootstrap: uv not available; installing with pip (slower)"
     "$VENV/bin/python" -m pip install --quiet "$@"

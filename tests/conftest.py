@@ -20,7 +20,6 @@ from tests.helpers import (
     SMALL_SYNTH,
     FileServer,
     ci_work_dir,
-    copy_project,
     run_cmd,
     shared_path,
 )
@@ -138,14 +137,6 @@ def tiny_run() -> Path:
     run_cmd(["bash", str(REPO / "ci" / "tiny_pipeline.sh"), "--run-only"], cwd=REPO,
             timeout=3000)
     return ci_work_dir()
-
-
-@pytest.fixture(scope="session")
-def tiny_scratch(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One private copy of the tiny run, shared by the tests that rerun stages in it with
-    `dvc exp run` (each leaves a consistent project behind: params, outputs and
-    ``dvc.lock`` agree), so that they pay for one copy, not one each."""
-    return copy_project(tiny_run, tmp_path_factory.mktemp("scratch") / "repo")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the slow mark it adds must count

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from actionrec.config import ARCHITECTURES
-from tests.helpers import REPO, run_cmd
+from tests.helpers import REPO, copy_project, run_cmd
 
 
 def _write(root: Path, metrics: dict[str, dict]) -> Path:
@@ -138,22 +138,26 @@ def test_an_unchanged_tiny_run_passes_the_regression_gate(tiny_run):
     assert all(f"| {arch} |" in proc.stdout for arch in ARCHITECTURES)
 
 
-def test_a_run_broken_by_its_params_fails_the_gate_naming_what_broke(tiny_scratch):
-    """One real `dvc exp run` in which two architectures learn nothing (learning rate 1e-9;
-    two epochs, since nothing is learned anyway): one trained from scratch on frames, one
-    head on a frozen backbone's cached features. The gate stops the run and names those
-    two; the other three, whose stages did not rerun, pass. (That it names every failing
-    architecture at once is test_gate_fails_a_drop_beyond_tolerance_with_a_table.)"""
+def test_a_run_broken_by_its_params_fails_the_gate_naming_what_broke(tiny_run, tmp_path):
+    """On a copy of the tiny run, `dvc repro` first finds nothing to do. Then one real
+    `dvc exp run` in which two architectures learn nothing (learning rate 1e-9; two epochs,
+    since nothing is learned anyway): one trained from scratch on frames, one head on a
+    frozen backbone's cached features. Exactly their train@ and evaluate@ rerun (and
+    check_params, compare); the gate stops the run and names those two; the other three,
+    whose stages did not rerun, pass."""
+    repo = copy_project(tiny_run, tmp_path / "repo")
+    again = run_cmd(["dvc", "repro"], cwd=repo, timeout=600)
+    assert "Running stage" not in again.stdout, again.stdout[-2000:]
     broken = ("lrcn", "inceptionv3_gru")
     args = []
     for arch in broken:
         args += ["-S", f"models.{arch}.learning_rate=1e-9", "-S", f"models.{arch}.epochs=2"]
-    proc = run_cmd(["dvc", "exp", "run", *args], cwd=tiny_scratch, timeout=1500)
+    proc = run_cmd(["dvc", "exp", "run", *args], cwd=repo, timeout=1500)
     ran = {line.split("'")[1] for line in proc.stdout.splitlines()
            if line.startswith("Running stage")}
     assert ran == {*(f"{s}@{a}" for s in ("train", "evaluate") for a in broken),
                    "check_params", "compare"}  # frames and features came from the cache
-    gate = _gate_against_baseline(tiny_scratch, tiny_scratch / "reports" / "evaluate")
+    gate = _gate_against_baseline(repo, repo / "reports" / "evaluate")
     assert gate.returncode == 1, gate.stdout
     assert "Regression gate: FAILED" in gate.stdout
     for arch in ARCHITECTURES:

@@ -73,19 +73,6 @@ def test_bad_param_is_refused_before_any_work(repo):
     assert not (repo / "data" / "raw.building").exists()
 
 
-def test_second_repro_does_nothing_and_a_param_reruns_only_its_stages(tiny_scratch):
-    repo = tiny_scratch
-    again = run_cmd(["dvc", "repro"], cwd=repo, timeout=600)
-    assert "Running stage" not in again.stdout
-    changed = run_cmd(["dvc", "exp", "run", "-S", "models.lrcn.epochs=3"], cwd=repo, timeout=900)
-    ran = {line.split("'")[1] for line in changed.stdout.splitlines()
-           if line.startswith("Running stage")}
-    # check_params validates any params change first (seconds; its output is constant)
-    assert ran == {"check_params", "train@lrcn", "evaluate@lrcn", "compare"}
-    assert json.loads((repo / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())[
-        "epochs_trained"] <= 3
-
-
 def test_sample_profile_runs_each_kind_of_stage_on_real_ucf101_clips(sample_dir, tmp_path):
     """Real avi + mp4 clips (2 classes, no validation split) through the data stages, a
     from-scratch model on frames (LRCN) and a frozen backbone's head on cached features
@@ -145,7 +132,10 @@ def test_dvc_remote_gives_a_fresh_clone_everything_with_no_stage_to_rerun(tiny_r
 
 def test_queued_experiments_land_in_dvc_exp_show_and_in_mlflow(tiny_run, tmp_path):
     repo = _results_clone(tiny_run, tmp_path / "repo")
-    names = {"lrcn-1-epoch": 1, "lrcn-2-epochs": 2}
+    # one queued experiment: the queue's worker runs it in its own temporary workspace,
+    # and its name and params come back to `dvc exp show` and MLflow (a second one added
+    # 40 s and no check)
+    names = {"lrcn-1-epoch": 1}
     for name, epochs in names.items():
         run_cmd(["dvc", "exp", "run", "--queue", "-n", name, "-S",
                  f"models.lrcn.epochs={epochs}", "train@lrcn"], cwd=repo)
@@ -160,7 +150,7 @@ def test_queued_experiments_land_in_dvc_exp_show_and_in_mlflow(tiny_run, tmp_pat
             time.sleep(3)
     finally:
         run_cmd(["dvc", "queue", "stop"], cwd=repo, check=False)
-    assert status.count("Success") == 2, status + run_cmd(
+    assert status.count("Success") == len(names), status + run_cmd(
         ["dvc", "queue", "logs", "lrcn-1-epoch"], cwd=repo, check=False).stdout[-3000:]
     shown = json.loads(run_cmd(["dvc", "exp", "show", "--json"], cwd=repo).stdout)
     found = {}
