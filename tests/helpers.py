@@ -32,6 +32,8 @@ def shared_path() -> Path:
     return Path(os.environ.get("ACTIONREC_SHARED_DIR", REPO.parent / "shared")).resolve()
 
 
+#: The synthetic dataset of the ``synth_dir`` fixture: 3 actions, 4 groups (1 held out for
+#: test), 2 clips per group, 20-28 frames of 80 x 64 px.
 SMALL_SYNTH = dict(actions=["sit_down", "stand_up", "wave"], groups=4, test_groups=1,
                    clips_per_group=2, min_frames=20, max_frames=28, width=80, height=64,
                    fps=25.0, seed=3)
@@ -92,13 +94,14 @@ def copy_project(src: Path, dst: Path) -> Path:
 def stage_project(src: Path, dst: Path, epochs: int | None, uri: str | None,
                   arch: str = "lrcn", clips: int | None = None) -> Path:
     """A minimal project for ``extract_features@<arch>`` / ``train@<arch>`` /
-    ``evaluate@<arch>``: ``src``'s params (the :func:`tiny_run`; ``arch``'s epochs set to
+    ``evaluate@<arch>``: ``src``'s params (the ``tiny_run`` fixture's; ``arch``'s epochs set to
     ``epochs``, early stopping off, ``mlflow.tracking_uri: uri``), manifest, classes and
     the frame store ``arch`` reads.
 
     ``clips``: keep only the first ``clips`` clips of every class in every split (manifest
     and frame store alike; 384 in the tiny run, 48 with ``clips=4``), for tests whose point
-    is not accuracy: determinism, resume, the JAX backend. ``None`` keeps them all."""
+    is not accuracy: determinism, the JAX backend, the team server. ``None`` keeps them all.
+    The frame files are hard links to ``src``'s: training and extraction only read them."""
     import pandas as pd
 
     raw = yaml.safe_load((src / "params.yaml").read_text())
@@ -247,7 +250,7 @@ def champion(project: Path) -> str:
 
 
 def synth_manifest(root: Path, val_fraction: float = 0.34) -> tuple:
-    """``(manifest, classes)`` of a :func:`SMALL_SYNTH`-like dataset at ``root``: split 1,
+    """``(manifest, classes)`` of a :data:`SMALL_SYNTH`-like dataset at ``root``: split 1,
     its three actions, a group-aware validation share of ``val_fraction`` (seed 0)."""
     from actionrec.data.splits import build_manifest
 
