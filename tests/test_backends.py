@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import run_cmd, stage_project
+from tests.helpers import run_cmd, stage_project, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +22,8 @@ JAX = {"KERAS_BACKEND": "jax"}
 
 
 def _tags(project: Path, arch: str) -> dict[str, str]:
-    from mlflow import MlflowClient
-
     run_id = json.loads((project / "models" / arch / "meta.json").read_text())["mlflow_run_id"]
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    return client.get_run(run_id).data.tags
+    return tracking_client(project).get_run(run_id).data.tags
 
 
 def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:

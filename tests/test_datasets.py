@@ -13,11 +13,11 @@ import pytest
 from actionrec.config import FrameSettings
 from actionrec.data.datasets import FrameSequence, SyncEpoch, split_index
 from actionrec.data.frames import extract_frames
-from actionrec.data.splits import build_manifest
 from actionrec.data.validation import probe_videos
 from actionrec.models import get_architecture
 from actionrec.models.layers import ClipAugmentation
 from actionrec.training import RandomStateBackup
+from tests.helpers import synth_manifest
 
 SIZE = 32
 
@@ -25,8 +25,7 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def store(synth_dir: Path, tmp_path_factory) -> Path:
     """A frame store (T = 6, 32 px) extracted from the synthetic .avi files."""
-    manifest, classes, _ = build_manifest(synth_dir / "ucfTrainTestlist", synth_dir / "UCF-101",
-                                          1, None, ["SitDown", "StandUp", "Wave"], 0.34, 0)
+    manifest, classes = synth_manifest(synth_dir)
     probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
     out = tmp_path_factory.mktemp("frames")
     extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [SIZE],

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from actionrec.config import load_params
 from tests.helpers import REPO, run_cmd, stage_project
 
 
@@ -21,11 +22,9 @@ def _evaluate_within_the_gate_of_one_device(project: Path) -> None:
     run_cmd(["actionrec", "evaluate", "lrcn"], cwd=project)
     mine = json.loads((project / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())
     single = json.loads((REPO / "ci" / "baseline" / "lrcn" / "metrics.json").read_text())
-    gate = yaml.safe_load((project / "params.yaml").read_text())["gate"]
-    metrics = gate["metrics"] if isinstance(gate["metrics"], list) else \
-        gate["metrics"].get("lrcn", gate["metrics"]["default"])
-    for key in metrics:
-        assert mine[key] >= single[key] - gate["tolerance"], (key, mine[key], single[key])
+    gate = load_params(project / "params.yaml").gate
+    for key in gate.metrics_for("lrcn"):
+        assert mine[key] >= single[key] - gate.tolerance, (key, mine[key], single[key])
 
 
 #: Epochs of the data-parallel runs: the tiny profile's single-device LRCN reaches

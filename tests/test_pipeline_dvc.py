@@ -16,7 +16,14 @@ import pandas as pd
 import pytest
 
 from actionrec.data.frames import read_clip
-from tests.helpers import METRIC_KEYS, copy_project, make_project, profile_args, run_cmd
+from tests.helpers import (
+    METRIC_KEYS,
+    copy_project,
+    make_project,
+    profile_args,
+    run_cmd,
+    tracking_client,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -161,9 +168,7 @@ def test_queued_experiments_land_in_dvc_exp_show_and_in_mlflow(tiny_run, tmp_pat
                 found[rev.get("name") or exp.get("name")] = params["models"]["lrcn"]["epochs"]
     assert {k: v for k, v in found.items() if k in names} == names, found
 
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    client = tracking_client(repo)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
                               filter_string="tags.architecture = 'lrcn'")
     logged = {r.data.tags.get("dvc_experiment"): int(r.data.params["model.epochs"])
