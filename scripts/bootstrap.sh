@@ -56,8 +56,11 @@ fi
 # versions come from scripts/constraints.txt, so uv and pip resolve the same set.
 UV_VERSION=0.13.8
 CONSTRAINTS=scripts/constraints.txt
+have_uv() {  # uv in .venv, installed with pip the first time; false where it cannot be had
+  [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -qq "uv==$UV_VERSION"
+}
 install() {  # install ARGS...: uv when it can be had, else pip (same constraints)
-  if [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -qq "uv==$UV_VERSION"; then
+  if have_uv; then
     # --compile-bytecode: pip's default; without it every first import (TensorFlow's
     # thousands of modules) compiles at run time, in each process that gets there first
     "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" "$@"
@@ -69,7 +72,7 @@ install() {  # install ARGS...: uv when it can be had, else pip (same constraint
 
 if [ "$relock" = 1 ]; then
   # after a pin changed in pyproject.toml: resolve anew, without the old constraints
-  "$VENV/bin/python" -m pip install -qq "uv==$UV_VERSION"
+  have_uv || { echo "bootstrap: --relock needs uv==$UV_VERSION from PyPI" >&2; exit 1; }
   {
     echo "# Every Python package of .venv, at one version each: scripts/bootstrap.sh installs"
     echo "# with these constraints, so that pip and uv, today and later, resolve the same set."
