@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from actionrec.native_logs import has_nvidia_driver, is_noise
 
@@ -72,6 +73,28 @@ def test_the_process_filter_drops_training_chatter_keeps_errors_and_exit_message
     assert lines[0] == "\rbar  50%\rbar 100%" and lines[1] == OTHER_ERROR
     assert "a real warning" in lines[2] and lines[-2:] == ["the exit message", ""]
     assert b"DT_BOOL" not in proc.stderr
+
+
+def test_a_process_whose_children_outlive_it_exits_without_waiting_for_them() -> None:
+    """What validate and extract_frames do: the filtered process starts multiprocessing's
+    fork server and resource tracker, which hold the filter's pipe as their stderr until
+    this process has exited. Exit must not wait for them (it waited 10 s per stage, the
+    filter thread's time-out); everything the process wrote still comes out, in order."""
+    code = (
+        "import math, os\n"
+        "from actionrec import native_logs\n"
+        "from actionrec.parallel import imap_progress\n"
+        "native_logs.filter_process_stderr()\n"
+        "print(sorted(imap_progress(math.sqrt, [1, 4, 9, 16], 2, 'roots', progress=False)))\n"
+        f"os.write(2, b'before\\n' + {DT_BOOL!r}.encode() + b'\\nlast, no newline')\n"
+    )
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"[1.0, 2.0, 3.0, 4.0]\n"
+    assert proc.stderr == b"before\nlast, no newline"
+    assert elapsed < 8, f"exit waited {elapsed:.1f} s for the children's end of the pipe"
 
 
 def test_importing_tensorflow_through_actionrec_prints_no_startup_lines() -> None:

@@ -95,12 +95,23 @@ def _start_filter(drop: Callable[[str], bool]) -> tuple[Callable[[], None], int]
 
     A thread passes the kept lines on. Text without its newline yet (a progress bar's
     ``\\r`` update) is passed on at once unless it may still become a dropped line.
+
+    Stopping does not wait for the pipe to close: child processes started meanwhile may
+    hold its write end as their descriptor 2 for as long as this process lives
+    (multiprocessing's resource tracker and forkserver do), and waiting for them cost every
+    stage that decodes video 10 s at exit. Instead ``stop`` writes a marker, which arrives
+    after everything this process wrote before it, and returns once the thread has passed
+    that on. The thread then goes on forwarding what the children write until its end.
     """
     sys.stderr.flush()
     saved = os.dup(2)
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
+    # At most PIPE_BUF bytes: written atomically, and read in one piece since a read
+    # takes up to the pipe's whole 64 KiB.
+    marker = b"\0actionrec-stderr-drained-" + os.urandom(8).hex().encode() + b"\0"
+    drained = threading.Event()
 
     def keep(raw: bytes) -> bool:
         return not drop(raw.decode("utf-8", "replace").rstrip("\n"))
@@ -110,23 +121,30 @@ def _start_filter(drop: Callable[[str], bool]) -> tuple[Callable[[], None], int]
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
             while chunk := pipe.read(65536):
                 pending += chunk
+                at_marker = marker in pending
+                pending = pending.replace(marker, b"")
                 *lines, pending = pending.split(b"\n")
                 kept = b"".join(raw + b"\n" for raw in lines if keep(raw))
-                if pending and not _may_become_noise(pending.decode("utf-8", "replace")):
-                    kept, pending = kept + pending, b""
+                if pending and (at_marker or not _may_become_noise(
+                        pending.decode("utf-8", "replace"))):
+                    kept, pending = kept + (pending if keep(pending) else b""), b""
                 if kept:
                     os.write(saved, kept)
+                if at_marker:
+                    drained.set()
         if pending and keep(pending):
             os.write(saved, pending)
+        drained.set()
+        os.close(saved)
 
     thread = threading.Thread(target=pump, name="actionrec-stderr-filter", daemon=True)
     thread.start()
 
     def stop() -> None:
         sys.stderr.flush()
-        os.dup2(saved, 2)  # the pipe's last write end closes: the thread reads to the end
-        thread.join(timeout=10)
-        os.close(saved)
+        os.write(2, marker)
+        drained.wait(timeout=10)
+        os.dup2(saved, 2)  # the pipe's write end closes here, unless a child holds it too
 
     return stop, saved
 
