@@ -36,6 +36,7 @@ from actionrec.pipeline import (
     extract_frames,
     prepare_process,
     run_stage,
+    skip_collection_at_exit,
     subsample,
     train,
     validate,
@@ -259,7 +260,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     modules' own ``main``, which take the same options)."""
     prepare_process()  # stdout line-buffered, TensorFlow's C++ chatter out of stderr
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    finally:
+        skip_collection_at_exit()
 
 
 if __name__ == "__main__":
