@@ -102,8 +102,9 @@ class _Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
-@pytest.mark.backends
-@pytest.mark.parametrize("workers", [0, 2])
+# Under JAX (`backends`) with the batches read in the main thread only: the reading
+# threads are Keras' PyDataset workers, the same code under either backend (22 s more).
+@pytest.mark.parametrize("workers", [pytest.param(0, marks=pytest.mark.backends), 2])
 def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one(store,
                                                                               tmp_path,
                                                                               workers):

@@ -17,12 +17,16 @@ FRAMES = FrameSettings(sequence_length=6, workers=2)
 def test_extract_features_reads_ahead_and_enlarges_in_the_model(synth_dir, tmp_path):
     """extract_features on a store kept at the clips' 64 px for InceptionV3's 75 px: with
     two reading threads it stores exactly what it stores reading in the loop, and that is
-    the feature model's output on the stored frames (enlarged inside the model)."""
+    the feature model's output on the stored frames (enlarged inside the model). No
+    validation split (`data.val_fraction: 0`, as the sample profile): none is stored, and
+    training gets none (it then monitors the training loss)."""
     from actionrec.features import extract_features
     from actionrec.models.heads import backbone_feature_model
     from actionrec.models.settings import InceptionV3GRUSettings
+    from actionrec.training import _feature_data
 
-    manifest, classes = synth_manifest(synth_dir)
+    manifest, classes = synth_manifest(synth_dir, val_fraction=0.0)
+    assert set(manifest["split"]) == {"train", "test"}
     probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
     out = tmp_path / "frames"
     extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [75], FRAMES, out, 0.0,
@@ -43,6 +47,10 @@ def test_extract_features_reads_ahead_and_enlarges_in_the_model(synth_dir, tmp_p
     for split in ("train", "test"):
         a, b = (np.load(tmp_path / f"w{w}" / f"{split}.npy") for w in (0, 2))
         assert np.array_equal(a, b) and a.shape[1:] == (FRAMES.sequence_length, 2048)
+    assert not (tmp_path / "w2" / "val.npy").exists()
+    data = _feature_data(tmp_path / "w2", out / "75", len(classes))
+    assert data.val is None and data.n_val == 0 and data.n_train == len(np.load(
+        tmp_path / "w2" / "train.npy", mmap_mode="r"))
     rows = pd.read_csv(tmp_path / "w2" / "train.csv")
     clip = np.load(out / "75" / rows["file"].iloc[0])
     assert clip.shape[1] == 64  # stored at the clips' side, not at 75 px

@@ -81,24 +81,25 @@ def test_bad_param_is_refused_before_any_work(repo):
 
 
 def test_sample_profile_runs_each_kind_of_stage_on_real_ucf101_clips(sample_dir, tmp_path):
-    """Real avi + mp4 clips (2 classes, no validation split) through the data stages, a
-    from-scratch model on frames (LRCN) and a frozen backbone's head on cached features
-    (InceptionV3 + GRU), to their evaluation. (All five and compare run in the tiny run;
-    the other three here would add minutes of model building and saving, not coverage.)"""
+    """Real avi + mp4 clips (2 classes, no validation split) through the data stages and a
+    from-scratch model on frames (LRCN), to its evaluation. (All five and compare run in the
+    tiny run, on synthetic clips; a backbone's features and head without a validation split
+    are test_features' check. InceptionV3 here added 3 stages and 40 s, not coverage.)"""
     repo = make_project(tmp_path / "repo")
-    targets = ["evaluate@lrcn", "evaluate@inceptionv3_gru"]
+    targets = ["evaluate@lrcn"]
     proc = run_cmd(["dvc", "exp", "run", *profile_args(repo, "sample"),
                     "-S", f"data.local.root={sample_dir}", *targets], cwd=repo, timeout=1500)
-    for stage in ("download", "validate", "extract_frames", "extract_features@inceptionv3_gru",
-                  "train@lrcn", "train@inceptionv3_gru", *targets):
+    for stage in ("download", "validate", "extract_frames", "train@lrcn", *targets):
         assert f"Running stage '{stage}'" in proc.stdout, stage
     manifest = pd.read_csv(repo / "data" / "manifest.csv")
     assert sorted(Path(p).suffix for p in manifest["path"]) == [".avi", ".mp4", ".mp4", ".mp4"]
     report = json.loads((repo / "reports" / "extract_frames.json").read_text())
     assert report["n_extracted"] == 4 and report["n_excluded"] == 0
-    for arch in ("lrcn", "inceptionv3_gru"):
-        metrics = json.loads((repo / "reports" / "evaluate" / arch / "metrics.json").read_text())
-        assert metrics["n_test"] == 2 and set(metrics) >= METRIC_KEYS
+    history = pd.read_csv(repo / "models" / "lrcn" / "history.csv")
+    assert len(history) == 2  # no validation split: nothing measured on one
+    assert history.filter(like="val_").isna().all().all(), history
+    metrics = json.loads((repo / "reports" / "evaluate" / "lrcn" / "metrics.json").read_text())
+    assert metrics["n_test"] == 2 and set(metrics) >= METRIC_KEYS
     again = run_cmd(["dvc", "repro", *targets], cwd=repo, timeout=600)
     assert "Data and pipelines are up to date." in again.stdout
 
