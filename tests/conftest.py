@@ -5,8 +5,11 @@ take the tests. What tests import (paths, ``run_cmd``, project copies) is ``test
 from __future__ import annotations
 
 import http.server
+import os
 import re
 import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +18,13 @@ import pytest
 import yaml
 
 import actionrec  # noqa: F401  (first: its import hook keeps TensorFlow's start-up lines out)
+from actionrec.errors import ActionrecError
 from tests.helpers import (
     REPO,
     SMALL_SYNTH,
     FileServer,
     ci_work_dir,
+    free_port,
     run_cmd,
     shared_path,
 )
@@ -157,3 +162,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [needs[0], *others, *needs[1:]]
 
 
+def _postgres_or_skip() -> None:
+    from actionrec.server import postgres_bin
+
+    try:
+        postgres_bin()
+    except ActionrecError as err:
+        pytest.skip(str(err))
+    if os.geteuid() == 0 and (shutil.which("runuser") is None or subprocess.run(
+            ["id", "postgres"], capture_output=True).returncode != 0):
+        pytest.skip("running as root needs the postgres user and runuser to start PostgreSQL")
+
+
+@pytest.fixture(scope="module")
+def team_server() -> Iterator[object]:
+    """PostgreSQL + ``mlflow server`` (served artifacts) in a folder the postgres user can
+    reach (``/tmp``, not pytest's private tmp), stopped and removed afterwards."""
+    _postgres_or_skip()
+    from actionrec.server import TeamServer
+
+    root = Path(tempfile.mkdtemp(prefix="actionrec-team-"))
+    root.chmod(0o755)
+    server = TeamServer(root / "state", port=free_port(), pg_port=free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -128,6 +128,34 @@ def stage_project(src: Path, dst: Path, epochs: int | None, uri: str | None,
     return dst
 
 
+def synth_stage_project(synth_dir: Path, dst: Path, uri: str | None,
+                        arch: str = "lrcn") -> Path:
+    """A stage project on the :data:`SMALL_SYNTH` clips, for tests that need no tiny run:
+    this repository's params with the tiny profile applied (``mlflow.tracking_uri: uri``),
+    the manifest and classes of :func:`synth_manifest`, and the frame store ``arch`` reads,
+    extracted here (the tiny profile's T and image size; 24 clips in 3 classes)."""
+    import json
+
+    from actionrec.config import deep_merge, parse_params, read_raw
+    from actionrec.data.frames import extract_frames
+    from actionrec.data.validation import probe_videos
+
+    raw = read_raw(REPO / "params.yaml")
+    raw = deep_merge(raw, {"profile": "tiny", **raw["profiles"]["tiny"]})
+    raw["mlflow"]["tracking_uri"] = uri
+    params = parse_params(raw)
+    manifest, classes = synth_manifest(synth_dir)
+    (dst / "data").mkdir(parents=True)
+    manifest.to_csv(dst / "data" / "manifest.csv", index=False)
+    (dst / "data" / "classes.json").write_text(json.dumps(classes))
+    probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
+    extract_frames(manifest, probed, classes, synth_dir / "UCF-101",
+                   [params.models.get(arch).image_size], params.frames, dst / "data" / "frames",
+                   0.0, dst / "extract_frames.json", progress=False)
+    (dst / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return dst
+
+
 def make_project(dst: Path) -> Path:
     """A fresh clone-like copy of the project at ``dst``: git repo, DVC initialised, nothing run."""
     dst.mkdir(parents=True)

@@ -14,43 +14,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from actionrec.errors import ActionrecError
 from tests.helpers import free_port, run_cmd, stage_project
-
-
-def _postgres_or_skip() -> None:
-    from actionrec.server import postgres_bin
-
-    try:
-        postgres_bin()
-    except ActionrecError as err:
-        pytest.skip(str(err))
-    if os.geteuid() == 0 and (shutil.which("runuser") is None or subprocess.run(
-            ["id", "postgres"], capture_output=True).returncode != 0):
-        pytest.skip("running as root needs the postgres user and runuser to start PostgreSQL")
-
-
-@pytest.fixture(scope="module")
-def team_server() -> Iterator[object]:
-    """PostgreSQL + ``mlflow server`` (served artifacts) in a folder the postgres user can
-    reach (``/tmp``, not pytest's private tmp), stopped and removed afterwards."""
-    _postgres_or_skip()
-    from actionrec.server import TeamServer
-
-    root = Path(tempfile.mkdtemp(prefix="actionrec-team-"))
-    root.chmod(0o755)
-    server = TeamServer(root / "state", port=free_port(), pg_port=free_port())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _train(project: Path, **kw) -> subprocess.CompletedProcess:

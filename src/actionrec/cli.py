@@ -16,6 +16,7 @@ options as its ``stages/<stage>.py`` (both come from :mod:`actionrec.pipeline`).
     actionrec predict VIDEO... --model M   # top-k actions, or a timeline with --window
     actionrec track models/ARCH # log a trained run the tracking server missed
     actionrec mlflow-server start|stop|status|backup DIR|restore DIR   # team server
+    actionrec sweep ARCH --trials N   # hyper-parameter search; other machines join it
 
 Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params file.
 """
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 from actionrec import commands
 from actionrec.pipeline import (
+    add_architecture_options,
     add_params_option,
     check_params,
     compare,
@@ -220,9 +222,47 @@ def _mlflow_server(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="hyper-parameter search (Optuna) that more processes and machines join",
+        description="Search the settings of models.ARCH listed in sweep.space (params.yaml)\n"
+                    "with Optuna: N trials, each trained on the pipeline's stored frames or\n"
+                    "features as train@ARCH does (an MLflow child run of the sweep's run),\n"
+                    "pruned from its validation metric per epoch, evaluated on the test\n"
+                    "split. The same command started on another machine, or in a second\n"
+                    "process here, joins the study through the shared storage. At the end\n"
+                    "the best trial is printed as the `dvc exp run -S ...` command that\n"
+                    "reproduces it through the pipeline.",
+        epilog="examples:\n"
+               "  actionrec sweep lrcn --trials 20   # SQLite storage: this machine\n"
+               "  export PGPASSFILE=$PWD/.mlflow-server/pgpass   # the team server's:\n"
+               "  actionrec sweep lrcn --trials 20 --storage "
+               "postgresql+psycopg://mlflow@127.0.0.1:5433/optuna",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_architecture_options(p)  # --params, ARCH, --frames, --features: as train@ARCH reads
+    p.add_argument("--trials", type=_positive_int, required=True, metavar="N",
+                   help="trials of the study, all workers together")
+    p.add_argument("--storage", metavar="URL",
+                   help="Optuna storage (SQLAlchemy URL) every worker uses (default: "
+                        "sweep.storage, else sqlite:///sweeps/optuna.db)")
+    p.add_argument("--study", metavar="NAME",
+                   help="study name (default: sweep.study, else actionrec-ARCH-<profile>)")
+    p.add_argument("--out", default="sweeps",
+                   help="the trials' folders, <out>/<study>/trial-<n> (default: %(default)s)")
+
+    def run(a: argparse.Namespace) -> None:
+        from actionrec.sweep import run_sweep
+
+        run_stage(run_sweep, params_path=a.params, arch=a.arch, n_trials=a.trials,
+                  storage_url=a.storage, study_name=a.study, frames=a.frames,
+                  features=a.features, out=a.out)
+
+    p.set_defaults(run=run)
+
+
 COMMANDS = (_check_params, _download, _subsample, _validate, _extract_frames, _extract_features,
             _train, _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict,
-            _track, _mlflow_server)
+            _track, _mlflow_server, _sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -203,7 +203,10 @@ def mlflow_server(action: str, path: str | None, root: str, port: int, pg_port: 
     if action == "start":
         uri = server.start()
         print(f"mlflow-server: up at {uri} (PostgreSQL on 127.0.0.1:{pg_port}, state in "
-              f"{server.root})\n  export MLFLOW_TRACKING_URI={uri}")
+              f"{server.root})\n  export MLFLOW_TRACKING_URI={uri}\n"
+              f"sweeps (actionrec sweep ARCH --storage ...) share its database:\n"
+              f"  export PGPASSFILE={server.pgpass_file.resolve()}\n"
+              f"  --storage {server.optuna_storage}")
     elif action == "stop":
         server.stop()
         print(f"mlflow-server: stopped (data kept in {server.root})")

@@ -309,6 +309,76 @@ class GateSettings(_Strict):
         return self.metrics.get(architecture, self.metrics["default"])
 
 
+class SearchDimension(_Strict):
+    """One hyper-parameter of a sweep: a range (``low``, ``high``; ``log`` scale; ``step``)
+    or ``choices``. A range of whole numbers (``low: 8``, ``high: 64``) draws whole numbers
+    (Optuna's ``suggest_int``), any other range real numbers (``suggest_float``); choices
+    are drawn as given (a list, such as LSTM ``units: [128]``, is one choice)."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = None
+    choices: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchDimension:
+        if self.choices is not None:
+            if any(v is not None for v in (self.low, self.high, self.step)) or self.log:
+                raise ValueError("give either choices or low/high (log, step), not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range) or choices")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined (Optuna)")
+        return self
+
+    @property
+    def whole_numbers(self) -> bool:
+        """Whether the range draws integers: ``low``, ``high`` (and ``step``) are ints."""
+        return self.choices is None and all(
+            isinstance(v, int) and not isinstance(v, bool)
+            for v in (self.low, self.high, self.step) if v is not None)
+
+
+class SweepSettings(_Strict):
+    """``actionrec sweep ARCH --trials N``: a hyper-parameter search with Optuna, shared by
+    every process that runs the same command against the same ``storage`` (README,
+    "Scaling out"). No stage reads it.
+
+    ``space`` keys are settings of ``models.<ARCH>`` (``learning_rate``, ``dropout``,
+    ``units``, ``epochs``, ...): the ones ``train@<ARCH>`` reads, so a trial retrains on the
+    stored frames or features as they are.
+    """
+
+    metric: str = "val_macro_f1"  # an epoch metric of the validation split (history.csv)
+    direction: Literal["maximize", "minimize"] = "maximize"
+    # Optuna storage that every worker of the study uses; null: sqlite:///sweeps/optuna.db
+    # here (processes of one machine). The team server's PostgreSQL: README "Scaling out".
+    storage: str | None = None
+    study: str | None = None  # null: actionrec-<arch>-<profile>
+    # the TPE sampler's seed (the study's creator's; a joining worker draws its own)
+    seed: NonNegInt = 0
+    pruner: Literal["median", "none"] = "median"
+    pruner_startup_trials: NonNegInt = 2  # finished trials before any trial is pruned
+    pruner_warmup_epochs: NonNegInt = 1  # epochs of a trial never pruned
+    # A worker records a heartbeat this often while it trains; a trial without one for
+    # 2 x heartbeat_s (its worker killed, its host lost) is marked failed and run again
+    # (once) by a worker still there.
+    heartbeat_s: Annotated[int, Field(ge=1, le=3600)] = 20
+    space: Annotated[dict[str, SearchDimension], Field(min_length=1)] = {
+        "learning_rate": SearchDimension(low=1e-4, high=1e-2, log=True),
+        "dropout": SearchDimension(low=0.2, high=0.6),
+    }
+    # Points tried first, in this order ({space key: value}; keys left out are drawn), e.g.
+    # today's settings as the sweep's reference: Optuna's enqueue_trial.
+    enqueue: list[dict[str, Any]] = []
+
+
 class Params(_Strict):
     """The whole of ``params.yaml`` (less the ``profiles`` table)."""
 
@@ -322,6 +392,7 @@ class Params(_Strict):
     mlflow: MlflowSettings = MlflowSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     gate: GateSettings = GateSettings()
+    sweep: SweepSettings = SweepSettings()
 
     def experiment_name(self) -> str:
         """MLflow experiment: ``mlflow.experiment`` or ``actionrec-<profile>``."""

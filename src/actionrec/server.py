@@ -39,6 +39,8 @@ from actionrec.errors import ActionrecError
 
 HOST = "127.0.0.1"
 DB_NAME = DB_USER = "mlflow"
+#: The database of the same cluster that sweeps share (``actionrec sweep --storage``).
+OPTUNA_DB = "optuna"
 
 
 class ServerError(ActionrecError):
@@ -100,6 +102,13 @@ class TeamServer:
         """The SQLAlchemy URI of the backend store. It holds no password: libpq reads that
         from :attr:`pgpass_file` (``PGPASSFILE`` in the server's environment)."""
         return f"postgresql://{DB_USER}@{HOST}:{self.pg_port}/{DB_NAME}"
+
+    @property
+    def optuna_storage(self) -> str:
+        """The Optuna storage URL of this server's sweep database (SQLAlchemy, psycopg 3).
+        No password either: a worker needs ``PGPASSFILE`` pointing at :attr:`pgpass_file`
+        (or its own copy of it)."""
+        return f"postgresql+psycopg://{DB_USER}@{HOST}:{self.pg_port}/{OPTUNA_DB}"
 
     @property
     def pgpass_file(self) -> Path:
@@ -167,12 +176,12 @@ class TeamServer:
                      "-w", "-t", "60", "-o",
                      f"-p {self.pg_port} -k {self.pgdata} -c listen_addresses={HOST}", "start")
         listed = self._pg("psql", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, "-d",
-                          "postgres", "-tAc",
-                          f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'",
-                          as_owner=False).stdout.strip()
-        if listed != "1":
-            self._pg("createdb", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, DB_NAME,
-                     as_owner=False)
+                          "postgres", "-tAc", "SELECT datname FROM pg_database",
+                          as_owner=False).stdout.split()
+        for name in (DB_NAME, OPTUNA_DB):  # the runs; the sweeps
+            if name not in listed:
+                self._pg("createdb", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, name,
+                         as_owner=False)
 
     # ---------------------------------------------------------------- mlflow
     def mlflow_pid(self) -> int | None:
@@ -304,7 +313,8 @@ class TeamServer:
             except ProcessLookupError:
                 pass
         api, health, postgres = self.api_status(), self.healthy(), self.postgres_running()
-        return {"tracking_uri": self.tracking_uri, "mlflow_pid": pid,
+        return {"tracking_uri": self.tracking_uri, "optuna_storage": self.optuna_storage,
+                "pgpass_file": str(self.pgpass_file), "mlflow_pid": pid,
                 "main_process": main_alive, "processes": len(self.group_processes()),
                 "api_status": api, "health": health, "postgres": postgres,
                 "healthy": api == 200 and health and postgres, "root": str(self.root)}

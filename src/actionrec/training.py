@@ -238,7 +238,10 @@ def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, work
 def train_architecture(name: str, params: Params, classes: list[str], frames_root: Path,
                        features_root: Path, out_dir: Path, work_dir: Path,
                        root: Path = Path("."), progress: bool = True,
-                       manifest: Path | None = None, uri: str | None = None) -> dict[str, Any]:
+                       manifest: Path | None = None, uri: str | None = None,
+                       callbacks: list[keras.callbacks.Callback] | None = None,
+                       extra_tags: dict[str, str] | None = None,
+                       run_name: str | None = None) -> dict[str, Any]:
     """Train architecture ``name``; write ``out_dir/{model.keras, history.csv, meta.json,
     mlflow_run.json}`` and log the run to MLflow.
 
@@ -254,6 +257,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             logged.
         uri: the tracking URI, resolved once by the stage
             (:func:`actionrec.tracking.store.tracking_uri`; ``None``: resolved here).
+        callbacks: more Keras callbacks, after the recipe's own (a sweep's pruning).
+        extra_tags: more MLflow tags of the run (a sweep's ``mlflow.parentRunId``, trial).
+        run_name: the MLflow run's name (default: the architecture).
 
     Returns:
         The ``meta.json`` content (classes, input contract, run id, epochs trained).
@@ -316,7 +322,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     # The epoch's record (MLflow, CSV) is written before the backup: a run killed in
     # between repeats that epoch on resume (the duplicate row is dropped at the end),
     # it never loses one.
-    callbacks = [
+    recipe = [
         runs.EpochMetrics(uri),
         keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
@@ -331,7 +337,8 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         RandomStateBackup(work_dir / "backup"),  # dropout and augmentation draws, too
     ]
     if isinstance(data.train, FrameSequence):
-        callbacks.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
+        recipe.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
+    recipe += callbacks or []
 
     store.setup(uri, params.experiment_name(), root)
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
@@ -339,8 +346,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             **runtime_info()}  # Keras version, backend and its version, devices
     if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run`: the experiment's name in `dvc exp show`
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    with runs.training_run(name, run_id, tags,
-                               params.mlflow.system_metrics_interval_s) as run:
+    tags.update(extra_tags or {})
+    with runs.training_run(run_name or name, run_id, tags,
+                           params.mlflow.system_metrics_interval_s) as run:
         run_file.write_text(run.info.run_id)
 
         data_store = features_root / name if uses_features else frames
@@ -366,7 +374,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         # A FrameSequence shuffles itself, by (seed, epoch); Keras' own shuffle of its batch
         # order draws from Python's global `random`, which a resumed run does not restore.
         model.fit(x, y, batch_size=batch, epochs=s.epochs, validation_data=val,
-                  callbacks=callbacks, shuffle=not isinstance(x, FrameSequence),
+                  callbacks=recipe, shuffle=not isinstance(x, FrameSequence),
                   verbose=2 if progress else 0)
         if best.exists():
             model.load_weights(str(best))
