@@ -152,8 +152,10 @@ def test_two_workers_share_a_study_prune_a_bad_trial_and_the_best_reproduces_thr
     gate = load_params(repo / "params.yaml").gate
     for key, value in best.user_attrs["test_metrics"].items():
         assert abs(reproduced[key] - value) <= gate.tolerance, (key, reproduced[key], value)
-    # On one machine the pipeline's stage, a fresh process, retrains the trial bit for bit,
-    # whatever trials ran before it in the worker's process.
+    # On one machine the pipeline's stage, a fresh process, retrains the trial bit for bit
+    # (history and weights), whatever trials ran before it in the worker's process: the
+    # training's determinism across processes (augmentation and dropout on, as the tiny
+    # profile has them).
     import keras
 
     import actionrec.models.layers  # noqa: F401  (the custom layers, for loading)
@@ -170,10 +172,10 @@ def test_two_workers_share_a_study_prune_a_bad_trial_and_the_best_reproduces_thr
 def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_postgresql(
         team_server, synth_dir, tmp_path):
     """The team server's PostgreSQL as the storage, two workers started together (one
-    creates the study, the other joins it). Worker A is killed (SIGKILL) in the middle of a
-    trial: that trial ends FAILED (heartbeats stop; its MLflow run KILLED), not RUNNING
-    forever; worker B runs it again with the same settings and completes the study: 3
-    slots, each finished once."""
+    creates the study, the other joins it), two slots. Worker A is killed (SIGKILL) in the
+    middle of its trial: that trial ends FAILED (heartbeats stop; its MLflow run KILLED),
+    not RUNNING forever; worker B, done with its own, runs it again with the same settings
+    and completes the study: both slots, each finished once."""
     import optuna
     from mlflow import MlflowClient
     from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -187,9 +189,9 @@ def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_post
     storage = team_server.optuna_storage
     name = "killed-worker"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    a = _worker(project, logs[0], "--trials", "3", "--storage", storage, "--study", name,
+    a = _worker(project, logs[0], "--trials", "2", "--storage", storage, "--study", name,
                 env=env)
-    b = _worker(project, logs[1], "--trials", "3", "--storage", storage, "--study", name,
+    b = _worker(project, logs[1], "--trials", "2", "--storage", storage, "--study", name,
                 env=env)
     mine = f":{a.pid}"
 
@@ -217,7 +219,7 @@ def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_post
     assert retried[0].params == killed[0].params
     assert retried[0].user_attrs["actionrec_slot"] == killed[0].user_attrs["actionrec_slot"]
     slots = _by_slot(study)
-    assert sorted(slots) == [0, 1, 2] and all(len(v) == 1 for v in slots.values()), slots
+    assert sorted(slots) == [0, 1] and all(len(v) == 1 for v in slots.values()), slots
     assert "stopped sending heartbeats" in out_b and "best trial" in out_b
     client = MlflowClient(uri)
     assert client.get_run(killed[0].user_attrs["mlflow_run_id"]).info.status == "KILLED"

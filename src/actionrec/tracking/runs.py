@@ -146,19 +146,32 @@ class EpochMetrics(keras.callbacks.Callback):
 
 def log_model(model_path: Path, meta_path: Path, example: np.ndarray, probs: np.ndarray,
               classes: list[str], registered_name: str | None) -> Any:
-    """Log the ``.keras`` model as a pyfunc with a tensor signature; register it if named."""
+    """Log the ``.keras`` model as a pyfunc with a tensor signature; register it if named.
+
+    The signature (input ``(-1, T, S, S, 3)`` uint8, one probability column per class) is
+    inferred from ``example`` and ``probs``, the model's own output for it, computed by
+    training just before. The example itself is not logged: with one, MLflow loads the
+    logged pyfunc once more and predicts it again to check the serving input (and only
+    warns when that fails), a second load of the model in every training (1.5-2
+    CPU-seconds for LRCN, more for the 64 M-parameter EfficientNetB7); and a full-size
+    clip is megabytes of JSON (20 x 600 x 600 x 3 numbers for EfficientNetB7). That the
+    logged model loads and serves is tested (tests/test_mlflow_model.py, `mlflow models
+    serve`, predict).
+    """
+    import warnings
+
     import mlflow
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, pd.DataFrame(probs, columns=classes))
-    with _quiet_logger("mlflow.pyfunc"):
+    with _quiet_logger("mlflow.pyfunc"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PACKAGE_DIR / "mlflow_model.py"),
             artifacts={"keras_model": str(model_path), "meta": str(meta_path)},
             code_paths=[str(PACKAGE_DIR)],
             signature=signature,
-            input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=registered_name,
         )
