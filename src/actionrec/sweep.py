@@ -400,11 +400,11 @@ def _open_study(name: str, storage: Any, params: Params, arch: str, n_trials: in
     return study
 
 
-def summary(study: Any, arch: str, uri: str) -> dict[str, Any] | None:
-    """The best finished trial: printed, and logged on the parent run (tag
-    ``sweep.best_command``, metric ``best_<metric>``); the parent run ends FINISHED once no
-    trial waits or runs. Returns ``{"trial", "value", "overrides", "command",
-    "test_metrics", "mlflow_run_id"}`` or None when no trial has finished."""
+def summary(study: Any, uri: str) -> dict[str, Any] | None:
+    """The best finished trial: printed, and logged on the parent run (tags
+    ``sweep.best_command``, ``sweep.best_trial``, metric ``best_value``); the parent run
+    ends FINISHED once no trial waits or runs. Returns ``{"trial", "value", "overrides",
+    "command", "test_metrics", "mlflow_run_id"}`` or None when no trial has finished."""
     import optuna
     from mlflow import MlflowClient
 
@@ -511,4 +511,4 @@ def run_sweep(params_path: str, arch: str, n_trials: int, storage_url: str | Non
             time.sleep(min(s.heartbeat_s, 5))
             continue
         break
-    return summary(study, arch, uri)
+    return summary(study, uri)
