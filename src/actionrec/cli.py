@@ -38,7 +38,6 @@ from actionrec.pipeline import (
     extract_frames,
     prepare_process,
     run_stage,
-    skip_collection_at_exit,
     subsample,
     train,
     validate,
@@ -300,10 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     modules' own ``main``, which take the same options)."""
     prepare_process()  # stdout line-buffered, TensorFlow's C++ chatter out of stderr
     args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    finally:
-        skip_collection_at_exit()
+    args.run(args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ This module is imported by every stage: it stays small and imports no heavy libr
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import sys
 from collections.abc import Callable, Sequence
@@ -62,13 +63,15 @@ def run_stage(fn: Callable[..., Any], **kwargs: Any) -> None:
 
 def prepare_process() -> None:
     """What every entry point does first: stdout line-buffered (under ``dvc repro`` it is
-    a pipe, and each epoch should show as it ends) and TensorFlow's native log noise
-    filtered out of stderr (:mod:`actionrec.native_logs`)."""
+    a pipe, and each epoch should show as it ends), TensorFlow's native log noise
+    filtered out of stderr (:mod:`actionrec.native_logs`), and no garbage-collector passes
+    at exit (:func:`skip_collection_at_exit`, registered with ``atexit``)."""
     from actionrec import native_logs
 
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     native_logs.filter_process_stderr()
+    atexit.register(skip_collection_at_exit)
 
 
 def stage_main(command: str, description: str,
@@ -83,10 +86,7 @@ def stage_main(command: str, description: str,
     parser = argparse.ArgumentParser(prog=f"actionrec {command}", description=description)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        args.run(args)
-    finally:
-        skip_collection_at_exit()
+    args.run(args)
 
 
 def skip_collection_at_exit() -> None:
@@ -94,7 +94,9 @@ def skip_collection_at_exit() -> None:
     built: ``gc.freeze()`` moves every object to the permanent generation, which no
     collection scans (Python docs, ``gc.freeze``). Objects are still freed by their reference
     counts and every ``atexit`` handler runs as before; only cycles are left to the end of
-    the process. The entry points call it last. Measured on train@lrcn of the sample
+    the process. :func:`prepare_process` registers it with ``atexit``: it runs at the
+    exit of every entry point, whatever ends it, before the interpreter's own collection
+    passes (which follow every ``atexit`` handler). Measured on train@lrcn of the sample
     profile (2 cores): 2.1 s between the last ``atexit`` handler and the process's end
     without it, 0.2 s with it (12.4 s -> 11.2 s wall per run), at every stage and command
     that has used TensorFlow, Keras and MLflow.
