@@ -10,10 +10,10 @@ optimization"), trains it in this process with the pipeline's own
 :func:`~actionrec.training.train_architecture` (an MLflow child run of the sweep's run),
 reports the validation metric of every epoch to Optuna's median pruner (a trial below the
 median of earlier trials at the same epoch stops there), and evaluates a finished trial on
-the test split as ``evaluate@ARCH`` does. A worker's heartbeats mark its trial alive: when
-they stop (a killed worker, a lost host) a remaining worker marks the trial failed and runs
-it again (Optuna's ``RetryHeartbeatStaleTrialCallback``). A worker ends when no trial waits
-and none runs.
+the test split with ``evaluate@ARCH``'s own function. A worker's heartbeats mark its trial
+alive: when they stop (a killed worker, a lost host) a remaining worker marks the trial
+failed and runs it again (Optuna's ``RetryHeartbeatStaleTrialCallback``). A worker ends
+when no trial waits and none runs.
 
 At the end the best trial is printed, and logged on the parent run, as one
 ``dvc exp run -S ...`` command: the pipeline retrains that trial (same params, same seed,
@@ -42,11 +42,11 @@ from actionrec.config import (
     Params,
     SearchDimension,
     deep_merge,
-    load_params,
     parse_params,
     read_raw,
 )
 from actionrec.errors import ActionrecError, ConfigError
+from actionrec.io import write_text
 
 #: The study's user attributes: a trial's slot (0..N-1; a retried trial keeps its slot),
 #: the MLflow parent run (set last by the study's creator: the study is ready), N.
@@ -258,8 +258,7 @@ class Worker:
         import optuna
         from mlflow import MlflowClient
 
-        from actionrec.evaluation import evaluate_architecture
-        from actionrec.tracking import runs
+        from actionrec.pipeline.evaluate import evaluate
         from actionrec.training import train_architecture
 
         if SLOT_ATTR not in trial.user_attrs:
@@ -270,8 +269,9 @@ class Worker:
         trial_dir = self.out / f"trial-{trial.number}"
         trial_dir.mkdir(parents=True, exist_ok=True)
         raw = with_overrides(self.raw, {**overrides, "mlflow.register": False})
-        (trial_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        cfg = parse_params(raw, source=str(trial_dir / "params.yaml"))
+        trial_params = trial_dir / "params.yaml"
+        write_text(trial_params, yaml.safe_dump(raw, sort_keys=False))
+        cfg = parse_params(raw, source=str(trial_params))
         s = self.params.sweep
         shown = ", ".join(f"{d.key}={overrides[d.path]:.4g}" if isinstance(
             overrides[d.path], float) else f"{d.key}={overrides[d.path]}" for d in self.dims)
@@ -279,39 +279,37 @@ class Worker:
               flush=True)
         prune = _prune_callback(trial, s.metric)
         parent = trial.study.user_attrs[PARENT_ATTR]
-        meta = train_architecture(
-            self.arch, cfg, self.classes, self.frames, self.features, trial_dir / "model",
-            trial_dir / "work", manifest=self.manifest, uri=self.uri, callbacks=[prune],
-            extra_tags={"mlflow.parentRunId": parent, "sweep.study": trial.study.study_name,
-                        "sweep.trial": str(trial.number)},
-            run_name=f"trial {trial.number}")
-        run_id = meta["mlflow_run_id"]
-        trial.set_user_attr("mlflow_run_id", run_id)
-        client = MlflowClient(self.uri)
-        value = kept_epoch_value(trial_dir / "model" / "history.csv", s.metric)
-        client.log_metric(run_id, f"sweep_{s.metric}", value)
-        client.set_tag(run_id, "sweep.state", "PRUNED" if prune.pruned_at is not None else
-                       "COMPLETE")
-        if prune.pruned_at is not None:
-            print(f"sweep: trial {trial.number} pruned after epoch {prune.pruned_at + 1}",
-                  flush=True)
+        try:
+            meta = train_architecture(
+                self.arch, cfg, self.classes, self.frames, self.features, trial_dir / "model",
+                trial_dir / "work", manifest=self.manifest, uri=self.uri, callbacks=[prune],
+                extra_tags={"mlflow.parentRunId": parent,
+                            "sweep.study": trial.study.study_name,
+                            "sweep.trial": str(trial.number)},
+                run_name=f"trial {trial.number}")
+            run_id = meta["mlflow_run_id"]
+            trial.set_user_attr("mlflow_run_id", run_id)
+            client = MlflowClient(self.uri)
+            value = kept_epoch_value(trial_dir / "model" / "history.csv", s.metric)
+            client.log_metric(run_id, f"sweep_{s.metric}", value)
+            client.set_tag(run_id, "sweep.state",
+                           "PRUNED" if prune.pruned_at is not None else "COMPLETE")
+            if prune.pruned_at is not None:
+                print(f"sweep: trial {trial.number} pruned after epoch {prune.pruned_at + 1}",
+                      flush=True)
+                raise optuna.TrialPruned(f"{s.metric} below the median at epoch "
+                                         f"{prune.pruned_at + 1}")
+            # evaluate@ARCH's own function: the same metrics, plots and MLflow logging
+            metrics = evaluate(str(trial_params), self.arch, str(trial_dir / "model"),
+                               str(self.frames), str(self.features), str(trial_dir / "report"),
+                               manifest=str(self.manifest))
+        finally:
             keras.backend.clear_session()
             gc.collect()
-            raise optuna.TrialPruned(f"{s.metric} below the median at epoch "
-                                     f"{prune.pruned_at + 1}")
-        e = cfg.evaluate
-        report = trial_dir / "report"
-        metrics = evaluate_architecture(self.arch, trial_dir / "model", self.frames,
-                                        self.features, report, e.top_k, e.latency_warmup,
-                                        e.latency_runs)
-        runs.log_test_results(run_id, metrics, [report / "metrics.json"],
-                              manifest=self.manifest)
         trial.set_user_attr("test_metrics", {  # what the CI gate compares
             k: metrics[k] for k in cfg.gate.metrics_for(self.arch)})
         print(f"sweep: trial {trial.number}: {s.metric} {value:.4f}, test top-1 "
               f"{metrics['top1_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}", flush=True)
-        keras.backend.clear_session()
-        gc.collect()
         return value
 
 
@@ -450,8 +448,8 @@ def run_sweep(params_path: str, arch: str, n_trials: int, storage_url: str | Non
         ActionrecError: the stored frames or features ``arch`` trains on are missing, the
             data have no validation split, or the tracking server does not answer.
     """
-    params = load_params(params_path)
     raw = read_raw(params_path)
+    params = parse_params(raw, source=str(params_path))
     s = params.sweep
     if not s.metric.startswith("val_"):
         raise ConfigError(f"sweep.metric {s.metric!r}: trials are compared on the validation "
