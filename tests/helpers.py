@@ -136,12 +136,11 @@ def synth_stage_project(synth_dir: Path, dst: Path, uri: str | None,
     extracted here (the tiny profile's T and image size; 24 clips in 3 classes)."""
     import json
 
-    from actionrec.config import deep_merge, parse_params, read_raw
+    from actionrec.config import parse_params, read_raw, with_profile
     from actionrec.data.frames import extract_frames
     from actionrec.data.validation import probe_videos
 
-    raw = read_raw(REPO / "params.yaml")
-    raw = deep_merge(raw, {"profile": "tiny", **raw["profiles"]["tiny"]})
+    raw = with_profile(read_raw(REPO / "params.yaml"), "tiny")
     raw["mlflow"]["tracking_uri"] = uri
     params = parse_params(raw)
     manifest, classes = synth_manifest(synth_dir)
@@ -176,13 +175,21 @@ def profile_args(repo: Path, name: str) -> list[str]:
     return run_cmd(["actionrec", "profile", name], cwd=repo).stdout.split()
 
 
+def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command a test starts: this one, ``env`` on top, this
+    interpreter's bin/ first on PATH, and no ``$MLFLOW_TRACKING_URI`` (each project uses its
+    own store; MLflow's set_tracking_uri exports it, so an earlier test may have left one)."""
+    env = {**os.environ, **(env or {})}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: float = 900,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a command with this interpreter's environment (its bin/ first on PATH) and
     ``env`` on top."""
-    env = {**os.environ, **(env or {})}
-    env.pop("MLFLOW_TRACKING_URI", None)  # each project uses its own sqlite store
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = command_env(env)
     env.setdefault("GIT_AUTHOR_NAME", "actionrec-tests")
     env.setdefault("GIT_AUTHOR_EMAIL", "tests@actionrec.invalid")
     env.setdefault("GIT_COMMITTER_NAME", "actionrec-tests")

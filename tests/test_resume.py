@@ -5,7 +5,6 @@ afresh, and ends on the weights of an unbroken run."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from actionrec import resume
-from tests.helpers import run_cmd, stage_project, tracking_client
+from tests.helpers import command_env, run_cmd, stage_project, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +40,7 @@ def _resume_project(tiny_run: Path, path: Path, epochs: int, experiment: str,
 
 def _kill_after_two_epochs(cmd: list[str], repo: Path, work: Path) -> int:
     """Start the training, SIGKILL it once two epochs are in its history; epochs done."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    first = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE,
+    first = subprocess.Popen(cmd, cwd=repo, env=command_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     history = work / "lrcn" / "history.csv"
     deadline = time.monotonic() + 300

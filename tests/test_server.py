@@ -11,14 +11,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, run_cmd, stage_project
+from tests.helpers import command_env, free_port, run_cmd, stage_project
 
 
 def _train(project: Path, **kw) -> subprocess.CompletedProcess:
@@ -146,10 +145,7 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
                                                                           tiny_run, tmp_path):
     uri = team_server.tracking_uri
     project = stage_project(tiny_run, tmp_path / "project", epochs=10, uri=uri)
-    # not $MLFLOW_TRACKING_URI: MLflow's set_tracking_uri exports it, so an earlier test in
-    # this process may have left one, and it would win over mlflow.tracking_uri
-    env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = command_env()  # without an $MLFLOW_TRACKING_URI that would win over the params'
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,14 @@ import yaml
 
 from actionrec.config import load_params
 from actionrec.errors import ConfigError
-from tests.helpers import REPO, copy_project, run_cmd, synth_stage_project, tracking_client
+from tests.helpers import (
+    REPO,
+    command_env,
+    copy_project,
+    run_cmd,
+    synth_stage_project,
+    tracking_client,
+)
 
 
 def _set_sweep(project: Path, epochs: int, **sweep) -> None:
@@ -35,19 +41,15 @@ def _set_sweep(project: Path, epochs: int, **sweep) -> None:
 def _worker(project: Path, log: Path, *args: str, env: dict[str, str] | None = None,
             ) -> subprocess.Popen:
     """Start `actionrec sweep lrcn ...` in its own process group, output to ``log``."""
-    full = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    full.update(env or {})
-    full["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full['PATH']}"
-    return subprocess.Popen(["actionrec", "sweep", "lrcn", *args], cwd=project, env=full,
+    return subprocess.Popen(["actionrec", "sweep", "lrcn", *args], cwd=project,
+                            env=command_env(env),
                             stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
-def _study(storage: str, name: str, env: dict[str, str] | None = None):
+def _study(storage: str, name: str):
     import optuna
 
-    for key, value in (env or {}).items():
-        os.environ[key] = value
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -170,7 +172,7 @@ def test_two_workers_share_a_study_prune_a_bad_trial_and_the_best_reproduces_thr
 
 @pytest.mark.slow
 def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_postgresql(
-        team_server, synth_dir, tmp_path):
+        team_server, synth_dir, tmp_path, monkeypatch):
     """The team server's PostgreSQL as the storage, two workers started together (one
     creates the study, the other joins it), two slots. Worker A is killed (SIGKILL) in the
     middle of its trial: that trial ends FAILED (heartbeats stop; its MLflow run KILLED),
@@ -186,6 +188,7 @@ def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_post
     _set_sweep(project, epochs=30, pruner="none", heartbeat_s=4,
                space={"learning_rate": {"low": 5e-4, "high": 3e-3, "log": True}})
     env = {"PGPASSFILE": str(team_server.pgpass_file)}
+    monkeypatch.setenv("PGPASSFILE", env["PGPASSFILE"])  # this process reads the study too
     storage = team_server.optuna_storage
     name = "killed-worker"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -197,7 +200,7 @@ def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_post
 
     def a_mid_trial() -> bool:
         try:
-            running = _study(storage, name, env).get_trials(
+            running = _study(storage, name).get_trials(
                 states=(optuna.trial.TrialState.RUNNING,))
         except KeyError:
             return False
@@ -209,7 +212,7 @@ def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_post
     a.wait()
     out_b = _finish(b, logs[1])
 
-    study = _study(storage, name, env)
+    study = _study(storage, name)
     killed = [t for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,))
               if t.user_attrs.get("worker", "").endswith(mine)]
     assert len(killed) == 1, study.trials

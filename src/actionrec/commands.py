@@ -160,15 +160,14 @@ def profile_args(params: str, name: str, apply: bool = False) -> list[str]:
     ``apply``, the overrides are written into ``params`` instead (comments are lost: for
     scratch copies such as ``ci/tiny_pipeline.sh``'s, where ``dvc repro`` then runs them).
     """
-    from actionrec.config import deep_merge, profile_overrides, read_raw
+    from actionrec.config import profile_overrides, read_raw, with_profile
 
     if apply:
         import yaml
 
         raw = read_raw(params)
         profile_overrides(raw, name)  # validates
-        merged = deep_merge(raw, {"profile": name, **(raw.get("profiles") or {}).get(name, {})})
-        write_text(params, yaml.safe_dump(merged, sort_keys=False))
+        write_text(params, yaml.safe_dump(with_profile(raw, name), sort_keys=False))
         print(f"profile {name} written into {params}")
         return []
     args = []

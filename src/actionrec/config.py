@@ -424,6 +424,18 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def with_profile(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """``raw`` with profile ``name`` applied (and ``profile: name``); not validated.
+
+    Raises:
+        ConfigError: an unknown profile.
+    """
+    profiles = raw.get("profiles") or {}
+    if name != "full" and name not in profiles:
+        raise ConfigError(f"unknown profile {name!r}; defined: {['full', *sorted(profiles)]}")
+    return deep_merge(raw, {"profile": name, **(profiles.get(name) or {})})
+
+
 def profile_overrides(raw: dict[str, Any], name: str) -> dict[str, Any]:
     """The dotted ``key: value`` overrides that profile ``name`` applies, validated.
 
@@ -432,13 +444,8 @@ def profile_overrides(raw: dict[str, Any], name: str) -> dict[str, Any]:
     Raises:
         ConfigError: an unknown profile, or one whose values do not validate.
     """
-    profiles = raw.get("profiles") or {}
-    if name != "full" and name not in profiles:
-        raise ConfigError(f"unknown profile {name!r}; defined: {['full', *sorted(profiles)]}")
-    overrides = {"profile": name, **flatten(profiles.get(name) or {})}
-    merged = deep_merge(raw, {"profile": name, **(profiles.get(name) or {})})
-    parse_params(merged, source=f"params.yaml (profile {name})")
-    return overrides
+    parse_params(with_profile(raw, name), source=f"params.yaml (profile {name})")
+    return {"profile": name, **flatten((raw.get("profiles") or {}).get(name) or {})}
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
