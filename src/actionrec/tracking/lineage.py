@@ -28,8 +28,16 @@ def dvc_hash(path: Path, root: Path = Path(".")) -> str | None:
         return None
     found: dict[PurePosixPath, str] = {}
     for stage in stages.values():
-        for entry in [*stage.get("outs", []), *stage.get("deps", [])]:
-            out = PurePosixPath(entry.get("path", ""))
+        if not isinstance(stage, dict):
+            continue
+        for entry in [*(stage.get("outs") or []), *(stage.get("deps") or [])]:
+            # DVC rewrites dvc.lock in place: read while another stage of a parallel
+            # `dvc repro` writes it, an entry can be cut short (seen: `path:` with no value,
+            # which failed train@efficientnetb7_lstm of the tiny run). Such an entry is
+            # skipped, as a path not in the lock is.
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                continue
+            out = PurePosixPath(entry["path"])
             if entry.get("md5") and (rel == out or out in rel.parents):
                 found[out] = entry["md5"]
     return found[max(found, key=lambda p: len(p.parts))] if found else None
