@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from actionrec.config import FrameSettings
-from actionrec.data.datasets import FrameSequence, SyncEpoch, split_index
+from actionrec.data.datasets import FeatureBatches, FrameSequence, SyncEpoch, split_index
 from actionrec.data.frames import extract_frames
 from actionrec.data.validation import probe_videos
 from actionrec.models import get_architecture
@@ -173,6 +173,42 @@ def test_sequence_batches_depend_on_seed_epoch_and_index_only(store):
     assert np.array_equal(a[1][0], b[1][0]) and np.array_equal(a[1][1], b[1][1])
     c = seq()
     assert not np.array_equal(c[1][0], b[1][0])  # epoch 0 differs from epoch 3
+
+
+def test_the_shares_of_the_processes_make_up_the_batch_one_process_serves(store):
+    """Multi-host training: process k of P serves the k-th of P equal slices of every global
+    batch, so the shares put together in process order are the single process's batch; the
+    last batch is cut to a multiple of the devices of all processes (each needs an equal
+    slice). Frames and cached features alike."""
+    rows = split_index(store, "train").iloc[:11]
+    n, batch, devices = len(rows), 8, 2
+    assert n % batch % devices, "the store must leave a last batch that is cut"
+    whole = FrameSequence(store, rows, 3, batch, shuffle=True, seed=5)
+    shares = [FrameSequence(store, rows, 3, batch, shuffle=True, seed=5, shard=(k, 2),
+                            devices=devices) for k in range(2)]
+    for seq in (whole, *shares):
+        seq.set_epoch(2)
+    assert len(shares[0]) == len(shares[1]) == len(whole)
+    for i in range(len(whole)):
+        x, y = whole[i]
+        parts = [share[i] for share in shares]
+        assert parts[0][0].shape[0] == parts[1][0].shape[0]
+        got = np.concatenate([p[0] for p in parts])
+        if i < len(whole) - 1:
+            assert np.array_equal(got, x)
+            assert np.array_equal(np.concatenate([p[1] for p in parts]), y)
+        else:  # the last: the first multiple of the devices of it, split in two
+            keep = len(x) - len(x) % devices
+            assert keep > 0 and np.array_equal(got, x[:keep])
+    feats = np.arange(n * 6 * 2, dtype=np.float32).reshape(n, 6, 2)
+    mask, y = np.ones((n, 6), bool), np.eye(3, dtype=np.float32)[np.arange(n) % 3]
+    share = FeatureBatches(feats, mask, y, batch, shuffle=True, seed=5, shard=(1, 2),
+                           devices=4)
+    (f, m), label = share[0]
+    assert np.array_equal(f, feats[share.order[4:8]]) and m.shape == (4, 6)
+    assert np.array_equal(label, y[share.order[4:8]])
+    with pytest.raises(ValueError, match="multiple of the processes"):
+        FeatureBatches(feats, mask, y, batch, shard=(0, 3), devices=4)
 
 
 class _Recording(FrameSequence):

@@ -41,14 +41,82 @@ def split_index(store: str | Path, split: str) -> pd.DataFrame:
     return index[index["split"] == split].reset_index(drop=True)
 
 
-class FrameSequence(keras.utils.PyDataset):
-    """Clips of one split of a frame store, as Keras batches.
+class ClipBatches(keras.utils.PyDataset):
+    """Batches of one split, in a deterministic shuffled order, optionally one process's
+    share of every global batch. Subclasses load the samples (:meth:`_load`).
+
+    Order: epoch ``e`` serves ``numpy.random.default_rng([seed, e])``'s permutation
+    (``shuffle``) or the stored order; ``epoch`` is the epoch :meth:`__getitem__` serves.
+    Keras advances it through :meth:`on_epoch_end`, and :class:`SyncEpoch` sets it when
+    training resumes mid-way.
+
+    Multi-device and multi-process (``shard=(index, count)``, ``devices``): batch ``i`` of
+    the global order holds ``batch_size`` samples (the global batch); the last one is cut
+    to a multiple of ``devices`` (the data-parallel replicas of all processes: each needs
+    an equal slice), so at most ``devices - 1`` samples sit out an epoch, different ones
+    each epoch when shuffled. Process ``index`` of ``count`` serves the ``index``-th of
+    ``count`` equal slices of each global batch, so the processes' shares, put together
+    in process order (``jax.make_array_from_process_local_data``), are the batch one
+    process would have served. ``devices`` must be a multiple of ``count``.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 shard: tuple[int, int] = (0, 1), devices: int = 1, **kwargs: Any):
+        super().__init__(**kwargs)
+        index, count = shard
+        if not 0 <= index < count or devices % count or batch_size % devices:
+            raise ValueError(f"shard {shard}, {devices} devices and global batch {batch_size}: "
+                             "the devices must be a multiple of the processes, the batch "
+                             "a multiple of the devices")
+        self.n = n
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.shard = (index, count)
+        usable_tail = (n % batch_size) - (n % batch_size) % devices
+        self.n_used = n - n % batch_size + usable_tail
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        idx = np.arange(self.n)
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(idx)
+        return idx
+
+    def __len__(self) -> int:
+        return (self.n_used + self.batch_size - 1) // self.batch_size
+
+    def selection(self, i: int) -> np.ndarray:
+        """Indices (into the split's rows) of this process's share of batch ``i``."""
+        start = i * self.batch_size
+        size = min(self.batch_size, self.n_used - start)
+        index, count = self.shard
+        share = size // count
+        return self.order[start + index * share:start + (index + 1) * share]
+
+    def __getitem__(self, i: int) -> tuple[Any, np.ndarray]:
+        return self._load(self.selection(i))
+
+    def _load(self, sel: np.ndarray) -> tuple[Any, np.ndarray]:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve epoch ``epoch``'s order from now on."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.order = self._order()
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+
+class FrameSequence(ClipBatches):
+    """Clips of one split of a frame store, as Keras batches (:class:`ClipBatches`).
 
     Each item is ``(x, y)``: ``x`` ``(B, T, S, S, 3)`` uint8 RGB (``S`` = the store's
     requested size; its stored size when ``enlarge`` is off), ``y`` ``(B, C)`` float32
-    one-hot. The last batch may be smaller. ``epoch`` is the epoch whose order
-    :meth:`__getitem__` serves; Keras advances it through :meth:`on_epoch_end`, and
-    :class:`SyncEpoch` sets it when training resumes mid-way.
+    one-hot. The last batch may be smaller.
 
     ``workers`` threads (Keras' ``PyDataset`` enqueuer; NumPy's file reads release the
     GIL) read up to ``max_queue_size`` batches ahead of the training step, under any
@@ -61,53 +129,44 @@ class FrameSequence(keras.utils.PyDataset):
     def __init__(self, store: str | Path, rows: pd.DataFrame, num_classes: int,
                  batch_size: int, shuffle: bool = False, seed: int = 0, enlarge: bool = True,
                  **kwargs: Any):
-        super().__init__(**kwargs)
         self.enlarge = enlarge
         self.store = Path(store)
         self.meta = json.loads((self.store / "meta.json").read_text())
         self.files = rows["file"].tolist()
         self.labels = rows["label"].to_numpy()
         self.num_classes = num_classes
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-        self.order = self._order()
+        super().__init__(len(self.files), batch_size, shuffle, seed, **kwargs)
 
-    def _order(self) -> np.ndarray:
-        idx = np.arange(len(self.files))
-        if self.shuffle:
-            np.random.default_rng([self.seed, self.epoch]).shuffle(idx)
-        return idx
-
-    def __len__(self) -> int:
-        return (len(self.files) + self.batch_size - 1) // self.batch_size
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        sel = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+    def _load(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.stack([read_clip(self.store, self.files[j], self.meta, self.enlarge)
                       for j in sel])
         return x, one_hot(self.labels[sel], self.num_classes)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Serve epoch ``epoch``'s order from now on."""
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self.order = self._order()
 
-    def on_epoch_end(self) -> None:
-        self.set_epoch(self.epoch + 1)
+class FeatureBatches(ClipBatches):
+    """Cached features of one split as Keras batches (:class:`ClipBatches`): each item is
+    ``([features (B, T, D) float32, mask (B, T) bool], y (B, C) float32)`` from in-memory
+    arrays. Used where each process must read its own share (multi-host training); on one
+    process ``fit`` takes the arrays themselves."""
+
+    def __init__(self, features: np.ndarray, mask: np.ndarray, y: np.ndarray,
+                 batch_size: int, shuffle: bool = False, seed: int = 0, **kwargs: Any):
+        self.features, self.mask, self.y = features, mask, y
+        super().__init__(len(y), batch_size, shuffle, seed, **kwargs)
+
+    def _load(self, sel: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        return [self.features[sel], self.mask[sel]], self.y[sel]
 
 
 class SyncEpoch(keras.callbacks.Callback):
-    """Keeps a :class:`FrameSequence` on Keras' epoch number.
+    """Keeps a :class:`ClipBatches` on Keras' epoch number.
 
     ``fit`` resumed by ``BackupAndRestore`` starts at epoch ``k > 0`` while a new
     sequence starts at 0; this callback makes epoch ``k`` see the shuffle order and
     clips it would have seen without the interruption.
     """
 
-    def __init__(self, sequence: FrameSequence):
+    def __init__(self, sequence: ClipBatches):
         super().__init__()
         self.sequence = sequence
 
