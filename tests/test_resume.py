@@ -1,6 +1,6 @@
 """An interrupted training (SIGKILL) resumes from its last epoch as one MLflow run, and
 only the run that made the state resumes it (resume.py): a changed learning rate starts
-afresh, and ends on the weights of an unbroken run."""
+afresh; killed and resumed, it ends on the weights of an unbroken run."""
 
 from __future__ import annotations
 
@@ -38,58 +38,56 @@ def _resume_project(tiny_run: Path, path: Path, epochs: int, experiment: str,
     return repo, cmd, work, out
 
 
-def _kill_after_two_epochs(cmd: list[str], repo: Path, work: Path) -> int:
-    """Start the training, SIGKILL it once two epochs are in its history; epochs done."""
+def _kill_after_two_epochs(cmd: list[str], repo: Path, work: Path) -> tuple[int, str]:
+    """Start the training, SIGKILL it once two epochs are in its history; returns the
+    epochs done and what it printed."""
+    history = work / "lrcn" / "history.csv"
+    started = time.time_ns()  # an earlier run's history is not this one's
     first = subprocess.Popen(cmd, cwd=repo, env=command_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-    history = work / "lrcn" / "history.csv"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+        if history.exists() and history.stat().st_mtime_ns > started and \
+                len(history.read_text().splitlines()) >= 3:  # 2 epochs done
             break
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
-    first.wait()
-    return len(pd.read_csv(history))
+    output, _ = first.communicate()
+    return len(pd.read_csv(history)), output
 
 
-def test_a_killed_training_resumes_from_its_last_epoch(tiny_run, tmp_path):
-    repo, cmd, work, out = _resume_project(tiny_run, tmp_path, 6, "resume")
-    done_before = _kill_after_two_epochs(cmd, repo, work)
-    assert 2 <= done_before < 6 and not (out / "model.keras").exists()
-
-    second = run_cmd(cmd, cwd=repo, timeout=900)
-    assert "Epoch 1/6" not in second.stdout and "not resuming" not in second.stdout
-    assert f"Epoch {done_before + 1}/6" in second.stdout
-    final = pd.read_csv(out / "history.csv")
-    assert final["epoch"].tolist() == list(range(6))
-    assert not resume.has_state(work / "lrcn")  # resumable state removed after success
-    client = tracking_client(repo)
-    run_id = json.loads((out / "meta.json").read_text())["mlflow_run_id"]
-    steps = {m.step for m in client.get_metric_history(run_id, "train_loss")}
-    assert steps == set(range(6))  # one run, resumed, no epoch lost
-
-
-def test_a_killed_training_with_a_changed_learning_rate_starts_afresh(tiny_run, tmp_path):
-    """Resume belongs to the run that made it: a new learning rate discards the state (one
-    line says why), the old MLflow run ends KILLED, and the model equals an unbroken run
-    with the new value."""
-    repo, cmd, work, out = _resume_project(tiny_run, tmp_path / "a", 4, "resume-changed")
-    assert _kill_after_two_epochs(cmd, repo, work) >= 2
+def test_a_killed_training_resumes_only_the_run_that_made_its_state(tiny_run, tmp_path):
+    """LRCN, 4 epochs, killed (SIGKILL) after two; the learning rate changed, it is killed
+    again after two: resume belongs to the run that made the state, so the second start
+    discards it (one line says why) and the first MLflow run ends KILLED. The third start
+    resumes the second from its last epoch, as one MLflow run with every epoch, removes
+    the state, and ends on the weights of an unbroken run with the new learning rate, bit
+    for bit."""
+    repo, cmd, work, out = _resume_project(tiny_run, tmp_path / "a", 4, "resume")
+    done, _ = _kill_after_two_epochs(cmd, repo, work)
+    assert done >= 2 and not (out / "model.keras").exists()
     old_run = (work / "lrcn" / "mlflow_run_id").read_text().strip()
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["lrcn"]["learning_rate"] = 0.0005
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
 
-    second = run_cmd(cmd, cwd=repo, timeout=900)
-    assert "train@lrcn: not resuming the interrupted run" in second.stdout
-    assert "models.lrcn.learning_rate 0.001 -> 0.0005" in second.stdout
-    assert "Epoch 1/4" in second.stdout
+    done, second = _kill_after_two_epochs(cmd, repo, work)
+    assert "train@lrcn: not resuming the interrupted run" in second
+    assert "models.lrcn.learning_rate 0.001 -> 0.0005" in second
+    assert "Epoch 1/4" in second and 2 <= done < 4
     client = tracking_client(repo)
     assert client.get_run(old_run).info.status == "KILLED"
+
+    third = run_cmd(cmd, cwd=repo, timeout=900)
+    assert "Epoch 1/4" not in third.stdout and "not resuming" not in third.stdout
+    assert f"Epoch {done + 1}/4" in third.stdout
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == list(range(4))
+    assert not resume.has_state(work / "lrcn")  # resumable state removed after success
     new_run = json.loads((out / "meta.json").read_text())["mlflow_run_id"]
     assert new_run != old_run and client.get_run(new_run).info.status == "FINISHED"
     assert client.get_run(new_run).data.params["model.learning_rate"] == "0.0005"
+    steps = {m.step for m in client.get_metric_history(new_run, "train_loss")}
+    assert steps == set(range(4))  # one run, resumed, no epoch lost
 
     ref_repo, ref_cmd, _, ref_out = _resume_project(tiny_run, tmp_path / "b", 4,
                                                     "resume-unbroken", learning_rate=0.0005)
