@@ -261,8 +261,13 @@ class TrainSettings(_Strict):
 
     # auto: data-parallel over every local accelerator when there are two or more
     # (Keras DataParallel under JAX, tf.distribute.MirroredStrategy under TensorFlow; the
-    # global batch is the model's batch_size times the devices); none: one device.
-    distribute: Literal["auto", "none"] = "auto"
+    # global batch is the model's batch_size times the devices); none: one device;
+    # multihost: one process per host, all running the same train command, data-parallel
+    # over every process's devices (Keras' JAX backend; actionrec/multihost.py).
+    distribute: Literal["auto", "none", "multihost"] = "auto"
+    # multihost: seconds to wait for every process to join, and without heartbeats before
+    # a process counts as dead (the others then stop with an error).
+    peer_timeout_s: Annotated[int, Field(ge=5)] = 60
     # Threads that read stored clips ahead of the model: training and validation batches
     # of the architectures trained on frames (Keras PyDataset workers, 2 batches queued per
     # thread) and extract_features' chunks. 0 or 1: read in the loop, one batch at a time
@@ -517,10 +522,12 @@ def load_params(path: str | os.PathLike[str] = "params.yaml", stage: str | None 
 
 #: Settings that change no result of any stage, so no stage declares them as a DVC param
 #: (changing them reruns nothing): where runs are logged and shown, how often system
-#: metrics are sampled, how many threads read or decode, and how hard a download is
-#: retried (the bytes are pinned by sha256 or the download fails). A stage may read them.
+#: metrics are sampled, how many threads read or decode, how hard a download is
+#: retried (the bytes are pinned by sha256 or the download fails), and how long a
+#: multi-host job waits for a process. A stage may read them.
 RESULT_NEUTRAL = ("mlflow.tracking_uri", "mlflow.ui_url", "mlflow.system_metrics_interval_s",
-                  "train.loader_workers", "validate.workers", "frames.workers", "data.download")
+                  "train.loader_workers", "train.peer_timeout_s", "validate.workers",
+                  "frames.workers", "data.download")
 
 #: Environment variable naming the params-read log (JSON lines) of :func:`record_reads`.
 PARAMS_LOG_ENV = "ACTIONREC_PARAMS_LOG"

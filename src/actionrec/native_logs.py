@@ -183,6 +183,17 @@ def filter_process_stderr() -> None:
 _process_filter: Callable[[], None] | None = None
 
 
+def drain() -> None:
+    """Stop :func:`filter_process_stderr`'s filter now: everything written to descriptor 2
+    so far is passed on, and descriptor 2 is the real stderr again. For a process about to
+    end without ``atexit`` handlers (``os._exit``). A no-op without the filter."""
+    global _process_filter
+    if _process_filter is not None:
+        stop, _process_filter = _process_filter, None
+        atexit.unregister(stop)
+        stop()
+
+
 class _QuietLoader(importlib.abc.Loader):
     """Runs the real loader of ``tensorflow`` inside :func:`filtered_stderr`."""
 

@@ -31,9 +31,11 @@ import keras
 import numpy as np
 import pandas as pd
 
-from actionrec import resume
+from actionrec import multihost, resume
 from actionrec.config import Params
 from actionrec.data.datasets import (
+    ClipBatches,
+    FeatureBatches,
     FrameSequence,
     SyncEpoch,
     load_features,
@@ -79,9 +81,10 @@ def compile_model(model: keras.Model, learning_rate: float, beta_1: float, beta_
 class Distribution:
     """How training spreads over the local devices (:func:`distribution`)."""
 
-    replicas: int = 1
+    replicas: int = 1  # devices of all processes
     description: str = "one device"
     strategy: Any = None  # tf.distribute.Strategy under TensorFlow, else None
+    processes: int = 1  # processes of a multi-host job (actionrec.multihost)
 
     def scope(self) -> contextlib.AbstractContextManager:
         """Where the model and its optimizer must be built (TensorFlow's strategy scope)."""
@@ -100,7 +103,10 @@ def distribution(setting: str) -> Distribution:
 
     ``setting`` is ``train.distribute``: ``"none"`` keeps one device; ``"auto"`` uses
     Keras' distribution API under JAX (``keras.distribution.DataParallel`` over
-    ``keras.distribution.list_devices()``, set globally) and
+    ``keras.distribution.list_devices()``, set globally; in a multi-host job, every
+    process's devices, and each process feeds its own share of a batch:
+    ``auto_shard_dataset=False``; ``"multihost"`` is ``"auto"`` once
+    :func:`actionrec.multihost.initialize` has joined the job) and
     ``tf.distribute.MirroredStrategy`` under TensorFlow (over the GPUs, else over the
     logical CPU devices when a program configured several). Each replica takes an equal
     slice of the global batch; gradients are averaged across replicas (Keras docs,
@@ -111,11 +117,17 @@ def distribution(setting: str) -> Distribution:
     backend = keras.backend.backend()
     if backend == "jax":
         devices = keras.distribution.list_devices()
+        processes = multihost.current().num_processes
         if len(devices) < 2:
             return Distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        if processes > 1:
+            multihost.check_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=processes == 1))
+        where = f" in {processes} processes" if processes > 1 else ""
         return Distribution(len(devices), f"keras.distribution.DataParallel over {len(devices)} "
-                                          f"{devices[0].split(':')[0]} devices")
+                                          f"{devices[0].split(':')[0]} devices{where}",
+                            processes=processes)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -143,6 +155,7 @@ class TrainData:
 
 
 def _feature_data(features: Path, frames: Path, num_classes: int) -> TrainData:
+    """The feature store's splits as arrays: ``([features, mask], one-hot labels)``."""
     feats, mask, rows = load_features(features, "train")
     train = ([feats, mask], one_hot(rows["label"].to_numpy(), num_classes))
     val, n_val = None, 0
@@ -220,19 +233,72 @@ class RandomStateBackup(keras.callbacks.Callback):
                 old.unlink()
 
 
+def _shared_features(data: TrainData, batch_size: int, seed: int,
+                     share: dict[str, Any]) -> TrainData:
+    """The feature arrays as :class:`FeatureBatches` of this process's share (``share``:
+    ``shard`` and ``devices`` of :class:`ClipBatches`), shuffled by (seed, epoch)."""
+    (feats, mask), y = data.train
+    train = FeatureBatches(feats, mask, y, batch_size, shuffle=True, seed=seed, **share)
+    val = None
+    if data.val is not None:
+        (vf, vm), vy = data.val
+        val = FeatureBatches(vf, vm, vy, batch_size, **share)
+    return TrainData(train, val, data.n_train, data.n_val, data.example_clip)
+
+
 def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, workers: int,
-                enlarge: bool) -> TrainData:
+                enlarge: bool, share: dict[str, Any]) -> TrainData:
     """Training and validation batches read by ``workers`` threads ahead of the model
-    (``train.loader_workers``); ``enlarge``: see :class:`FrameSequence`."""
+    (``train.loader_workers``); ``enlarge``: see :class:`FrameSequence`; ``share``:
+    ``shard`` and ``devices`` of :class:`ClipBatches`."""
     rows = split_index(frames, "train")
     vrows = split_index(frames, "val")
     loader = {"workers": workers, "use_multiprocessing": False,  # Keras threads from 2 on
-              "max_queue_size": max(2 * workers, 1), "enlarge": enlarge}
+              "max_queue_size": max(2 * workers, 1), "enlarge": enlarge, **share}
     train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed,
                           **loader)
     val = FrameSequence(frames, vrows, num_classes, batch_size, **loader) if len(vrows) else None
     example = read_clip(frames, rows["file"].iloc[0])[None]
     return TrainData(train, val, len(rows), len(vrows), example)
+
+
+def _fit(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
+         recipe: list[keras.callbacks.Callback], progress: bool) -> None:
+    x, y = data.train if isinstance(data.train, tuple) else (data.train, None)
+    val = tuple(data.val) if isinstance(data.val, tuple) else data.val
+    # ClipBatches shuffle themselves, by (seed, epoch); Keras' own shuffle of its batch
+    # order draws from Python's global `random`, which a resumed run does not restore.
+    model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=val, callbacks=recipe,
+              shuffle=not isinstance(x, ClipBatches), verbose=2 if progress else 0)
+
+
+def _leave_job(model: keras.Model, job: multihost.Job, name: str) -> keras.Model:
+    """End of a multi-host fit, on every process: check that all hold the same weights,
+    leave the job, and return a copy of ``model`` on this process's devices alone (the
+    trained one spans every process's devices: running it would need them all)."""
+    weights = model.get_weights()
+    digest = multihost.agree(weights, job)
+    keras.distribution.set_distribution(None)
+    multihost.shutdown()
+    print(f"train@{name}: {job.label}: the weights are the same in all {job.num_processes} "
+          f"processes (sha256 {digest[:16]})", flush=True)
+    local = keras.models.clone_model(model)
+    local.set_weights(weights)
+    return local
+
+
+def _fit_as_peer(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
+                 recipe: list[keras.callbacks.Callback], best: Path, own: Path,
+                 job: multihost.Job, name: str, progress: bool) -> dict[str, Any]:
+    """A process other than 0 of a multi-host job: the same fit, from and into its private
+    copy of the resume state ``own``; nothing logged, nothing written to the workspace."""
+    _fit(model, data, batch, epochs, recipe, progress)
+    if best.exists():
+        model.load_weights(str(best))
+    epochs_trained = len(pd.read_csv(own / "history.csv").drop_duplicates("epoch"))
+    _leave_job(model, job, name)
+    multihost.discard_state(own, job)
+    return {"epochs_trained": epochs_trained, "parameters": int(model.count_params())}
 
 
 def train_architecture(name: str, params: Params, classes: list[str], frames_root: Path,
@@ -250,7 +316,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         features_root: ``data/features`` (holds ``<name>/`` for backbone architectures).
         work_dir: resumable state (``models/.resume/<arch>``: backup, partial history, the
             MLflow run id, the run's fingerprint); resumed only by the same settings, inputs
-            and code (:mod:`actionrec.resume`), emptied after a successful run.
+            and code (:mod:`actionrec.resume`), emptied after a successful run. In a
+            multi-host job (:mod:`actionrec.multihost`) only process 0 uses it; the
+            others train from a private copy, and neither write ``out_dir`` nor log.
         root: repository root (MLflow's default store and ``dvc.lock`` live there).
         manifest: ``data/manifest.csv``, logged with the store as the run's MLflow
             datasets (:func:`actionrec.tracking.lineage.log_data_inputs`); ``None``: not
@@ -262,7 +330,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         run_name: the MLflow run's name (default: the architecture).
 
     Returns:
-        The ``meta.json`` content (classes, input contract, run id, epochs trained).
+        The ``meta.json`` content (classes, input contract, run id, epochs trained); on a
+        process other than 0 of a multi-host job only ``epochs_trained`` and
+        ``parameters``.
     """
     from actionrec.tracking import lineage, recovery, runs, store
 
@@ -274,11 +344,14 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     t, c = params.frames.sequence_length, len(classes)
     frames = frames_dir(frames_root, s.image_size)
     uses_features = s.trains_on_features
-    out_dir.mkdir(parents=True, exist_ok=True)
+    job = multihost.current()
+    if job.is_chief:
+        out_dir.mkdir(parents=True, exist_ok=True)
 
     set_determinism(params.seed)
     spread = distribution(params.train.distribute)
     global_batch = s.batch_size * spread.replicas
+    share = {"shard": (job.process_id, job.num_processes), "devices": spread.replicas}
     if spread.replicas > 1:
         print(f"train@{name}: data-parallel, {spread.description}; global batch "
               f"{global_batch} ({s.batch_size} per device)", flush=True)
@@ -287,10 +360,13 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             data = _feature_data(features_root / name, frames, c)
             model = build_feature_head(arch, s, c, t, *data.train[0])
             lr, batch = s.learning_rate, global_batch
+            if job.num_processes > 1:  # each process feeds its own share of a batch
+                data = _shared_features(data, global_batch, params.seed, share)
+                batch = None
         else:
             fine_tune = arch.backbone is not None  # the model resizes frames itself
             data = _frame_data(frames, c, global_batch, params.seed,
-                               params.train.loader_workers, enlarge=not fine_tune)
+                               params.train.loader_workers, enlarge=not fine_tune, share=share)
             model = arch.build(s, c, t)
             lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
             batch = None
@@ -304,27 +380,31 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
          **{f"frames.{k}": getattr(params.frames, k)
             for k in ("sequence_length", "sampling", "short_clip", "crop")},
          "train.distribute": params.train.distribute, "replicas": spread.replicas,
+         "processes": job.num_processes,
          "mlflow.experiment": params.experiment_name(), "classes": classes},
         [frames, *([features_root / name] if uses_features else []),
          *([manifest] if manifest else [])])
     run_file = work_dir / "mlflow_run_id"
-    run_id = run_file.read_text().strip() if run_file.is_file() else None
-    reason = resume.claim(work_dir, fp)
-    if reason:
-        print(f"train@{name}: not resuming the interrupted run in {work_dir} ({reason}); "
-              "training starts afresh", flush=True)
-        if run_id:  # never left RUNNING: it will not be resumed
-            runs.end_run(uri, run_id, "KILLED")
-        run_id = None
+    run_id = None
+    if job.is_chief:
+        run_id = run_file.read_text().strip() if run_file.is_file() else None
+        reason = resume.claim(work_dir, fp)
+        if reason:
+            print(f"train@{name}: not resuming the interrupted run in {work_dir} ({reason}); "
+                  "training starts afresh", flush=True)
+            if run_id:  # never left RUNNING: it will not be resumed
+                runs.end_run(uri, run_id, "KILLED")
+            run_id = None
+    own = multihost.share_state(work_dir, job, name)  # the chief's state, on every process
 
     monitor = "val_loss" if data.val is not None else "loss"
-    best = work_dir / "best.weights.h5"
+    best = own / "best.weights.h5"
     # The epoch's record (MLflow, CSV) is written before the backup: a run killed in
     # between repeats that epoch on resume (the duplicate row is dropped at the end),
     # it never loses one.
     recipe = [
-        runs.EpochMetrics(uri),
-        keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
+        *([runs.EpochMetrics(uri)] if job.is_chief else []),
+        keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
                                           patience=s.reduce_lr_patience,
                                           min_lr=s.min_learning_rate),
@@ -333,13 +413,16 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, save_best_only=True,
                                         save_weights_only=True),
         # double_checkpoint: a kill while the backup is written falls back to the previous one.
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup"), double_checkpoint=True),
-        RandomStateBackup(work_dir / "backup"),  # dropout and augmentation draws, too
+        keras.callbacks.BackupAndRestore(str(own / "backup"), double_checkpoint=True),
+        RandomStateBackup(own / "backup"),  # dropout and augmentation draws, too
     ]
-    if isinstance(data.train, FrameSequence):
+    if isinstance(data.train, ClipBatches):
         recipe.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
     recipe += callbacks or []
 
+    if not job.is_chief:
+        return _fit_as_peer(model, data, batch, s.epochs, recipe, best, own, job, name,
+                            progress)
     store.setup(uri, params.experiment_name(), root)
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
             "git_commit": runs.git_commit(root), "design": arch.design,
@@ -364,20 +447,17 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             "data.source": params.data.source, "data.split": params.data.split,
             "profile": params.profile, "train.distribute": params.train.distribute,
             "replicas": spread.replicas, "global_batch_size": global_batch,
+            **({"processes": job.num_processes} if job.num_processes > 1 else {}),
         }
         if run_id is None:
             if inputs is not None:
                 lineage.log_data_inputs(manifest, inputs["splits"], data_store, root=root)
             runs.log_params(run_params)
-        x, y = (data.train if uses_features else (data.train, None))
-        val = tuple(data.val) if uses_features and data.val is not None else data.val
-        # A FrameSequence shuffles itself, by (seed, epoch); Keras' own shuffle of its batch
-        # order draws from Python's global `random`, which a resumed run does not restore.
-        model.fit(x, y, batch_size=batch, epochs=s.epochs, validation_data=val,
-                  callbacks=recipe, shuffle=not isinstance(x, FrameSequence),
-                  verbose=2 if progress else 0)
+        _fit(model, data, batch, s.epochs, recipe, progress)
         if best.exists():
             model.load_weights(str(best))
+        if job.num_processes > 1:
+            model = _leave_job(model, job, name)
         spread.close()
 
         with spread.scope():
