@@ -67,6 +67,44 @@ def test_stages_starting_together_on_a_new_store_share_one_experiment(tmp_path):
     assert names == {"Default", "actionrec-tiny"}
 
 
+LOCK = """schema: '2.0'
+stages:
+  extract_frames:
+    cmd: python stages/extract_frames.py
+    deps:
+    - path: data/manifest.csv
+      md5: 0123456789abcdef0123456789abcdef
+    outs:
+    - path: data/frames
+      md5: fedcba9876543210fedcba9876543210.dir
+"""
+
+
+def test_dvc_hash_reads_a_lock_again_while_dvc_rewrites_it(tmp_path):
+    """A stage of a parallel `dvc repro` can read dvc.lock while another rewrites it: an
+    entry cut short is read again until whole; a lock that stays cut short still gives its
+    complete entries. A folder's hash is that of the output holding it."""
+    import threading
+
+    from actionrec.tracking import lineage
+
+    lock = tmp_path / "dvc.lock"
+    cut = LOCK.replace("- path: data/frames\n      md5: fedcba9876543210fedcba9876543210.dir\n",
+                       "- path:\n")
+    lock.write_text(cut)
+    timer = threading.Timer(0.15, lambda: lock.write_text(LOCK))
+    timer.start()
+    try:
+        assert lineage.dvc_hash(tmp_path / "data" / "frames" / "32", tmp_path) == \
+            "fedcba9876543210fedcba9876543210.dir"
+    finally:
+        timer.join()
+    lock.write_text(cut)
+    assert lineage.dvc_hash(tmp_path / "data" / "frames", tmp_path) is None
+    assert lineage.dvc_hash(tmp_path / "data" / "manifest.csv", tmp_path) == \
+        "0123456789abcdef0123456789abcdef"
+
+
 def test_mlflow_has_a_run_per_architecture_with_every_metric(tiny_run):
     repo = tiny_run
     client = tracking_client(repo)

@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import warnings
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import yaml
+
+#: Reads of a dvc.lock that is being rewritten (see :func:`dvc_hash`), and the pause between.
+LOCK_READS, LOCK_READ_PAUSE_S = 5, 0.1
+
+
+def _lock_entries(lock: Path) -> tuple[list[dict], bool]:
+    """Every ``outs`` and ``deps`` entry of ``lock``, and whether the file read whole
+    (parsed, and no entry cut short)."""
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return [], False
+    entries, whole = [], isinstance(stages, dict)
+    for stage in (stages.values() if whole else []):
+        if not isinstance(stage, dict):
+            whole = False
+            continue
+        for entry in [*(stage.get("outs") or []), *(stage.get("deps") or [])]:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                entries.append(entry)
+            else:
+                whole = False
+    return entries, whole
 
 
 def dvc_hash(path: Path, root: Path = Path(".")) -> str | None:
@@ -17,29 +41,28 @@ def dvc_hash(path: Path, root: Path = Path(".")) -> str | None:
     Every stage's ``outs`` and ``deps`` are searched; a folder's hash is DVC's ``<md5>.dir``
     (36 characters, MLflow's limit for a dataset digest). Returns ``None`` when the path is
     in no stage of ``dvc.lock`` (or there is none: a stage run by hand).
+
+    DVC rewrites ``dvc.lock`` in place, so a stage of a parallel ``dvc repro`` can read it
+    half-written (seen: an entry ``path:`` with no value, which failed a training of the
+    tiny run). A lock that does not parse, or has an entry cut short, is read again, up to
+    :data:`LOCK_READS` times :data:`LOCK_READ_PAUSE_S` apart; after that its complete
+    entries are used, as if the rest were not in the lock.
     """
     lock = root / "dvc.lock"
     if not lock.is_file():
         return None
-    try:
-        rel = PurePosixPath(Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix())
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
+    rel = PurePosixPath(Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix())
+    for attempt in range(LOCK_READS):
+        entries, whole = _lock_entries(lock)
+        if whole:
+            break
+        if attempt < LOCK_READS - 1:
+            time.sleep(LOCK_READ_PAUSE_S)
     found: dict[PurePosixPath, str] = {}
-    for stage in stages.values():
-        if not isinstance(stage, dict):
-            continue
-        for entry in [*(stage.get("outs") or []), *(stage.get("deps") or [])]:
-            # DVC rewrites dvc.lock in place: read while another stage of a parallel
-            # `dvc repro` writes it, an entry can be cut short (seen: `path:` with no value,
-            # which failed train@efficientnetb7_lstm of the tiny run). Such an entry is
-            # skipped, as a path not in the lock is.
-            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-                continue
-            out = PurePosixPath(entry["path"])
-            if entry.get("md5") and (rel == out or out in rel.parents):
-                found[out] = entry["md5"]
+    for entry in entries:
+        out = PurePosixPath(entry["path"])
+        if entry.get("md5") and (rel == out or out in rel.parents):
+            found[out] = entry["md5"]
     return found[max(found, key=lambda p: len(p.parts))] if found else None
 
 
