@@ -1,12 +1,16 @@
 """The stages under Keras' JAX backend (CPU): each kind of model stage runs, names its
-backend, tags its MLflow run, and training repeats itself exactly. (The model, augmentation and
-predict tests marked `backends` run under JAX too: `make test`'s second pass.) Both train on
-a subset of the tiny run's frames (4 clips per class and split): what they prove does not
-depend on how much there is to learn."""
+backend and tags its MLflow run, and a killed and resumed training ends as an unbroken one.
+(The model, augmentation and predict tests marked `backends` run under JAX too: `make
+test`'s second pass.) Both train on a subset of the tiny run's frames: LRCN on 10 clips per
+class and split (7 batches an epoch: more than the 4 the reading threads queue, or the
+resume check would mean nothing), the backbone on 4."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import run_cmd, stage_project, tracking_client
+from tests.helpers import command_env, run_cmd, stage_project, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -33,20 +37,43 @@ def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
     return metrics, probs.to_numpy()
 
 
-def test_lrcn_trains_and_evaluates_under_jax_and_two_runs_agree_exactly(tiny_run, tmp_path):
-    """train@lrcn (2 epochs, the tiny profile's augmentation and dropout) twice under JAX:
-    the stage prints the backend, MLflow has it as a tag, and the two runs end on the same
-    history and the same weights, bit for bit; evaluate@lrcn runs under JAX too."""
+def _kill_after_two_epochs(project: Path) -> str:
+    """Start train@lrcn under JAX; SIGKILL it once two epochs are in its history (the
+    first one surely in its backup, written after the history's row); returns what it
+    printed."""
+    history = project / "models" / ".resume" / "lrcn" / "history.csv"
+    proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=command_env(JAX),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    return proc.communicate()[0]
+
+
+def test_lrcn_under_jax_killed_and_resumed_ends_as_an_unbroken_run(tiny_run, tmp_path):
+    """train@lrcn (3 epochs, the tiny profile's augmentation, dropout and reading threads)
+    under JAX, once unbroken and once killed after two epochs and resumed:
+    the stage prints the backend, MLflow has it as a tag, and both end on the same history
+    and the same weights, bit for bit (which also shows that training repeats itself);
+    evaluate@lrcn runs under JAX too. (Keras' JAX trainer once served the resumed epoch
+    batches read ahead in epoch 0's order: training.build_before_fit.)"""
     pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
     import keras
 
     import actionrec.models.layers  # noqa: F401  (registers the custom layers for loading)
 
     runs = []
-    for name in ("a", "b"):
-        project = stage_project(tiny_run, tmp_path / name, epochs=2, uri=None, clips=4)
+    for name in ("unbroken", "resumed"):
+        project = stage_project(tiny_run, tmp_path / name, epochs=3, uri=None, clips=10)
+        if name == "resumed":
+            killed = _kill_after_two_epochs(project)
+            assert "Epoch 2/3" in killed and "train@lrcn: 3 epochs" not in killed, killed[-2000:]
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr
+        assert ("Epoch 1/3" in train.stdout) == (name == "unbroken"), train.stdout[-2000:]
         assert _tags(project, "lrcn")["keras_backend"] == "jax"
         model = keras.models.load_model(project / "models" / "lrcn" / "model.keras")
         runs.append((pd.read_csv(project / "models" / "lrcn" / "history.csv"),

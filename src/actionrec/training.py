@@ -262,9 +262,28 @@ def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, work
     return TrainData(train, val, len(rows), len(vrows), example)
 
 
+def build_before_fit(model: keras.Model, batches: Any) -> None:
+    """Build ``model``'s compiled loss and metrics from batch 0 of ``batches`` (a
+    :class:`ClipBatches`) before ``fit``, so that ``fit`` does not draw a batch for that
+    through the reading threads.
+
+    Keras' JAX trainer (3.15) builds them from the first batch of ``fit``'s own iterator;
+    the batches the ``PyDataset`` threads have read ahead by then are kept
+    (``PyDatasetEnqueuer.stop`` drains them into its ready queue) and served first in the
+    first epoch. Every epoch then started with the previous epoch's last batches, and a
+    resumed run with batches of epoch 0's order, not of the epoch it resumed (measured:
+    train@lrcn under JAX, killed and resumed, ended on other weights than an unbroken run;
+    with ``loader_workers: 0`` on the same). Under TensorFlow, and for arrays, a no-op.
+    """
+    if (isinstance(batches, ClipBatches) and keras.backend.backend() == "jax"
+            and hasattr(model, "_symbolic_build")):
+        model._symbolic_build(data_batch=batches[0])
+
+
 def _fit(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
          recipe: list[keras.callbacks.Callback], progress: bool) -> None:
     x, y = data.train if isinstance(data.train, tuple) else (data.train, None)
+    build_before_fit(model, x)
     val = tuple(data.val) if isinstance(data.val, tuple) else data.val
     # ClipBatches shuffle themselves, by (seed, epoch); Keras' own shuffle of its batch
     # order draws from Python's global `random`, which a resumed run does not restore.
