@@ -140,16 +140,17 @@ def test_an_unchanged_tiny_run_passes_the_regression_gate(tiny_run):
 
 def test_a_run_broken_by_its_params_fails_the_gate_naming_what_broke(tiny_run, tmp_path):
     """On a copy of the tiny run (up to date: exactly the stages named below rerun), one
-    real `dvc exp run` in which two architectures learn nothing (learning rate 1e-9; two
-    epochs, since nothing is learned anyway): one trained from scratch on frames, one head on a
-    frozen backbone's cached features. Exactly their train@ and evaluate@ rerun (and
-    check_params, compare); the gate stops the run and names those two; the other three,
-    whose stages did not rerun, pass."""
+    real `dvc exp run` in which one architecture learns nothing (learning rate 1e-9; one
+    epoch, since nothing is learned anyway): a head on a frozen backbone's cached features.
+    Exactly its train@ and evaluate@ rerun (and check_params, compare: its features come
+    from the cache); the gate stops the run and names it; the other four, whose stages did
+    not rerun, pass. (The gate judges every architecture with the same code: the tests
+    above regress LRCN and ConvLSTM in synthetic reports.)"""
     repo = copy_project(tiny_run, tmp_path / "repo")
-    broken = ("lrcn", "inceptionv3_gru")
+    broken = ("inceptionv3_gru",)
     args = []
     for arch in broken:
-        args += ["-S", f"models.{arch}.learning_rate=1e-9", "-S", f"models.{arch}.epochs=2"]
+        args += ["-S", f"models.{arch}.learning_rate=1e-9", "-S", f"models.{arch}.epochs=1"]
     proc = run_cmd(["dvc", "exp", "run", *args], cwd=repo, timeout=1500)
     ran = {line.split("'")[1] for line in proc.stdout.splitlines()
            if line.startswith("Running stage")}

@@ -332,7 +332,7 @@ def test_one_architectures_image_size_reruns_its_stages_its_frames_and_compare(
     project = copy_project(tiny_run, tmp_path / "project")
     before = {d["path"]: d.get("md5") for d in _lock(project)["train@inceptionv3_gru"]["deps"]}
     _set_param(project, "models.lrcn.image_size", 40)
-    _set_param(project, "models.lrcn.epochs", 2)
+    _set_param(project, "models.lrcn.epochs", 1)
     proc = run_cmd(["dvc", "repro"], cwd=project, timeout=1200)
     assert _ran(proc.stdout) == {"check_params", "extract_frames", "extract_features@lrcn",
                                  "train@lrcn",
