@@ -84,7 +84,6 @@ class Distribution:
     replicas: int = 1  # devices of all processes
     description: str = "one device"
     strategy: Any = None  # tf.distribute.Strategy under TensorFlow, else None
-    processes: int = 1  # processes of a multi-host job (actionrec.multihost)
 
     def scope(self) -> contextlib.AbstractContextManager:
         """Where the model and its optimizer must be built (TensorFlow's strategy scope)."""
@@ -126,8 +125,7 @@ def distribution(setting: str) -> Distribution:
             devices=devices, auto_shard_dataset=processes == 1))
         where = f" in {processes} processes" if processes > 1 else ""
         return Distribution(len(devices), f"keras.distribution.DataParallel over {len(devices)} "
-                                          f"{devices[0].split(':')[0]} devices{where}",
-                            processes=processes)
+                                          f"{devices[0].split(':')[0]} devices{where}")
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -281,7 +279,11 @@ def build_before_fit(model: keras.Model, batches: Any) -> None:
 
 
 def _fit(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
-         recipe: list[keras.callbacks.Callback], progress: bool) -> None:
+         recipe: list[keras.callbacks.Callback], best: Path, job: multihost.Job, name: str,
+         progress: bool) -> keras.Model:
+    """``fit``, then the best epoch's weights (``best``, ModelCheckpoint's file) when there
+    is one; in a multi-host job, then :func:`_leave_job`. Returns the model to save: in a
+    multi-host job a copy on this process's devices alone."""
     x, y = data.train if isinstance(data.train, tuple) else (data.train, None)
     build_before_fit(model, x)
     val = tuple(data.val) if isinstance(data.val, tuple) else data.val
@@ -289,6 +291,9 @@ def _fit(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
     # order draws from Python's global `random`, which a resumed run does not restore.
     model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=val, callbacks=recipe,
               shuffle=not isinstance(x, ClipBatches), verbose=2 if progress else 0)
+    if best.exists():
+        model.load_weights(str(best))
+    return _leave_job(model, job, name) if job.num_processes > 1 else model
 
 
 def _leave_job(model: keras.Model, job: multihost.Job, name: str) -> keras.Model:
@@ -311,11 +316,8 @@ def _fit_as_peer(model: keras.Model, data: TrainData, batch: int | None, epochs:
                  job: multihost.Job, name: str, progress: bool) -> dict[str, Any]:
     """A process other than 0 of a multi-host job: the same fit, from and into its private
     copy of the resume state ``own``; nothing logged, nothing written to the workspace."""
-    _fit(model, data, batch, epochs, recipe, progress)
-    if best.exists():
-        model.load_weights(str(best))
+    model = _fit(model, data, batch, epochs, recipe, best, job, name, progress)
     epochs_trained = len(pd.read_csv(own / "history.csv").drop_duplicates("epoch"))
-    _leave_job(model, job, name)
     multihost.discard_state(own, job)
     return {"epochs_trained": epochs_trained, "parameters": int(model.count_params())}
 
@@ -472,11 +474,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             if inputs is not None:
                 lineage.log_data_inputs(manifest, inputs["splits"], data_store, root=root)
             runs.log_params(run_params)
-        _fit(model, data, batch, s.epochs, recipe, progress)
-        if best.exists():
-            model.load_weights(str(best))
-        if job.num_processes > 1:
-            model = _leave_job(model, job, name)
+        model = _fit(model, data, batch, s.epochs, recipe, best, job, name, progress)
         spread.close()
 
         with spread.scope():
