@@ -185,6 +185,28 @@ def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def kill_after_epochs(cmd: list[str], cwd: Path, history: Path, epochs: int,
+                      env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Start a training command; SIGKILL it once ``epochs`` epochs of this run are in
+    ``history`` (its resume state's ``history.csv``; an earlier run's is not counted). The
+    history's row of an epoch is written before that epoch's backup: with two rows the
+    first epoch is surely backed up. Returns the epochs in the history and what the command
+    printed."""
+    started = time.time_ns()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=command_env(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if history.exists() and history.stat().st_mtime_ns > started and \
+                len(history.read_text().splitlines()) > epochs:  # header + epochs rows
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    output = proc.communicate()[0]
+    done = len(history.read_text().splitlines()) - 1 if history.exists() else 0
+    return done, output
+
+
 def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: float = 900,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a command with this interpreter's environment (its bin/ first on PATH) and

@@ -8,9 +8,6 @@ resume check would mean nothing), the backbone on 4."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import command_env, run_cmd, stage_project, tracking_client
+from tests.helpers import kill_after_epochs, run_cmd, stage_project, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +34,6 @@ def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
     return metrics, probs.to_numpy()
 
 
-def _kill_after_two_epochs(project: Path) -> str:
-    """Start train@lrcn under JAX; SIGKILL it once two epochs are in its history (the
-    first one surely in its backup, written after the history's row); returns what it
-    printed."""
-    history = project / "models" / ".resume" / "lrcn" / "history.csv"
-    proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=command_env(JAX),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    return proc.communicate()[0]
-
-
 def test_lrcn_under_jax_killed_and_resumed_ends_as_an_unbroken_run(tiny_run, tmp_path):
     """train@lrcn (3 epochs, the tiny profile's augmentation, dropout and reading threads)
     under JAX, once unbroken and once killed after two epochs and resumed:
@@ -69,7 +50,9 @@ def test_lrcn_under_jax_killed_and_resumed_ends_as_an_unbroken_run(tiny_run, tmp
     for name in ("unbroken", "resumed"):
         project = stage_project(tiny_run, tmp_path / name, epochs=3, uri=None, clips=10)
         if name == "resumed":
-            killed = _kill_after_two_epochs(project)
+            history = project / "models" / ".resume" / "lrcn" / "history.csv"
+            _, killed = kill_after_epochs(["actionrec", "train", "lrcn"], project, history, 2,
+                                          env=JAX)
             assert "Epoch 2/3" in killed and "train@lrcn: 3 epochs" not in killed, killed[-2000:]
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr

@@ -5,10 +5,7 @@ afresh; killed and resumed, it ends on the weights of an unbroken run."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -18,7 +15,7 @@ import pytest
 import yaml
 
 from actionrec import resume
-from tests.helpers import command_env, run_cmd, stage_project, tracking_client
+from tests.helpers import kill_after_epochs, run_cmd, stage_project, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -38,24 +35,6 @@ def _resume_project(tiny_run: Path, path: Path, epochs: int, experiment: str,
     return repo, cmd, work, out
 
 
-def _kill_after_two_epochs(cmd: list[str], repo: Path, work: Path) -> tuple[int, str]:
-    """Start the training, SIGKILL it once two epochs are in its history; returns the
-    epochs done and what it printed."""
-    history = work / "lrcn" / "history.csv"
-    started = time.time_ns()  # an earlier run's history is not this one's
-    first = subprocess.Popen(cmd, cwd=repo, env=command_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if history.exists() and history.stat().st_mtime_ns > started and \
-                len(history.read_text().splitlines()) >= 3:  # 2 epochs done
-            break
-        time.sleep(0.2)
-    first.send_signal(signal.SIGKILL)
-    output, _ = first.communicate()
-    return len(pd.read_csv(history)), output
-
-
 def test_a_killed_training_resumes_only_the_run_that_made_its_state(tiny_run, tmp_path):
     """LRCN, 4 epochs, killed (SIGKILL) after two; the learning rate changed, it is killed
     again after two: resume belongs to the run that made the state, so the second start
@@ -64,14 +43,14 @@ def test_a_killed_training_resumes_only_the_run_that_made_its_state(tiny_run, tm
     the state, and ends on the weights of an unbroken run with the new learning rate, bit
     for bit."""
     repo, cmd, work, out = _resume_project(tiny_run, tmp_path / "a", 4, "resume")
-    done, _ = _kill_after_two_epochs(cmd, repo, work)
+    done, _ = kill_after_epochs(cmd, repo, work / "lrcn" / "history.csv", 2)
     assert done >= 2 and not (out / "model.keras").exists()
     old_run = (work / "lrcn" / "mlflow_run_id").read_text().strip()
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["models"]["lrcn"]["learning_rate"] = 0.0005
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
 
-    done, second = _kill_after_two_epochs(cmd, repo, work)
+    done, second = kill_after_epochs(cmd, repo, work / "lrcn" / "history.csv", 2)
     assert "train@lrcn: not resuming the interrupted run" in second
     assert "models.lrcn.learning_rate 0.001 -> 0.0005" in second
     assert "Epoch 1/4" in second and 2 <= done < 4
