@@ -313,6 +313,45 @@ class Worker:
         return value
 
 
+#: What a database says when another worker created the same table or schema stamp a moment
+#: earlier (SQLite, PostgreSQL, MySQL wordings), or held SQLite's write lock past its timeout.
+_CREATION_RACE = ("already exists", "unique constraint failed", "duplicate key",
+                  "database is locked")
+
+
+def open_storage(url: str, attempts: int = 5, **kwargs: Any) -> Any:
+    """Optuna's ``RDBStorage`` on ``url``, safe when several workers open a new storage at once.
+
+    ``RDBStorage`` creates the tables and stamps the schema version when it finds none. Two
+    workers that open a new storage at the same moment both try; the slower one fails with
+    ``table studies already exists`` or ``UNIQUE constraint failed:
+    alembic_version.version_num`` (Optuna issues #1092, #4621: the maintainers advise creating
+    the storage first, from one process). The other worker's schema is complete once its
+    transaction ends, so this opens again, up to ``attempts`` times, 0.2 s, 0.4 s, ... apart.
+
+    Args:
+        url: SQLAlchemy database URL (``sqlite:///sweeps/optuna.db``,
+            ``postgresql+psycopg2://...``).
+        attempts: openings tried before the error is raised.
+        **kwargs: passed to ``optuna.storages.RDBStorage``.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: any other database error (an unreachable server, bad
+            credentials) at once, or the creation race on the last attempt.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.DBAPIError as e:
+            if not any(m in str(e.orig).lower() for m in _CREATION_RACE):
+                raise
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url, **kwargs)
+
+
 def _open_study(name: str, storage: Any, params: Params, arch: str, n_trials: int,
                 dims: list[Dimension], uri: str, root: Path, storage_url: str,
                 wait_s: float = 120) -> Any:
@@ -485,7 +524,7 @@ def run_sweep(params_path: str, arch: str, n_trials: int, storage_url: str | Non
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # heartbeats and their retry callback are marked experimental (since Optuna 2.8/2.9)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = optuna.storages.RDBStorage(
+    storage = open_storage(
         url, engine_kwargs={"pool_pre_ping": True},
         heartbeat_interval=s.heartbeat_s, grace_period=2 * s.heartbeat_s,
         heartbeat_stale_trial_callback=_RetryStale(uri))
