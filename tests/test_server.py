@@ -30,6 +30,11 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+#: Epochs of the lost-server test, on 4 clips per class and split (2 steps an epoch): a
+#: few, so that the training is still running when its first epoch is seen.
+EPOCHS = 12
+
+
 @pytest.mark.slow
 def test_team_server_keeps_runs_models_and_alias_across_restarts(team_server, tiny_run,
                                                                  tmp_path):
@@ -143,27 +148,33 @@ def test_backup_and_restore_bring_the_runs_back(team_server, tmp_path):
 @pytest.mark.slow
 def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_server,
                                                                           tiny_run, tmp_path):
+    """The training is paused (SIGSTOP) once its first epoch is in the local history, the
+    server is stopped, and the training goes on (SIGCONT): every later epoch finds the
+    server gone, however fast the machine. Then `actionrec track` logs the run. (MLflow's
+    HTTP retries are off in the training: with the default 3, 1 s back-off, each call to the
+    gone server waits 7 s, twice.)"""
     uri = team_server.tracking_uri
-    project = stage_project(tiny_run, tmp_path / "project", epochs=10, uri=uri)
-    env = command_env()  # without an $MLFLOW_TRACKING_URI that would win over the params'
+    project = stage_project(tiny_run, tmp_path / "project", epochs=EPOCHS, uri=uri, clips=4)
+    env = command_env({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     work = project / "models" / ".resume" / "lrcn"
     try:
         deadline = time.monotonic() + 600
-        # Wait for the first epoch in the local history (a file check, quick even on a
-        # loaded machine: polling the server raced a fast training), then take the server
-        # away while the other epochs run.
-        while True:
+        while True:  # a file check: polling the server raced a fast training
             assert proc.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
             assert time.monotonic() < deadline
             history = work / "history.csv"
             if history.is_file() and len(history.read_text().splitlines()) >= 2:
-                run_id = (work / "mlflow_run_id").read_text().strip()
+                os.killpg(proc.pid, signal.SIGSTOP)
                 break
-            time.sleep(0.1)
+            time.sleep(0.02)
+        run_id = (work / "mlflow_run_id").read_text().strip()
+        done_before = len(history.read_text().splitlines()) - 1
+        assert done_before < EPOCHS, "the training ended before it could be paused"
         team_server.stop()
+        os.killpg(proc.pid, signal.SIGCONT)
         assert proc.wait(timeout=900) == 1
     finally:
         if proc.poll() is None:
@@ -178,7 +189,7 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
         assert (model_dir / name).is_file(), name
     assert not (model_dir / "mlflow_run.json").exists()
     epochs = len((model_dir / "history.csv").read_text().splitlines()) - 1
-    assert epochs == 10
+    assert epochs == EPOCHS
 
     team_server.start()
     done = run_cmd(["actionrec", "track", "models/lrcn"], cwd=project)
