@@ -80,6 +80,21 @@ stages:
 """
 
 
+def test_compare_and_track_do_not_import_keras():
+    """compare@ and `actionrec track` use the tracking modules but no model code: importing
+    Keras (and TensorFlow under it) would add about 4 s to each start. Only the training's
+    callback module imports it."""
+    code = ("import sys\n"
+            "from actionrec.pipeline import compare\n"
+            "from actionrec.tracking import links, recovery, runs, store\n"
+            "print(sorted({'keras', 'tensorflow', 'jax'} & set(sys.modules)))\n"
+            "from actionrec.tracking import callbacks\n"
+            "print('keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.split() == ["[]", "True"], proc.stdout + proc.stderr
+
+
 def test_dvc_hash_reads_a_lock_again_while_dvc_rewrites_it(tmp_path):
     """A stage of a parallel `dvc repro` can read dvc.lock while another rewrites it: an
     entry cut short is read again until whole; a lock that stays cut short still gives its

@@ -372,6 +372,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         ``parameters``.
     """
     from actionrec.tracking import lineage, recovery, runs, store
+    from actionrec.tracking.callbacks import EpochMetrics
 
     # store.setup, below, refuses a server that is down (check_reachable) before fit;
     # the `train` stage checks it before anything else is loaded.
@@ -440,7 +441,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     # between repeats that epoch on resume (the duplicate row is dropped at the end),
     # it never loses one.
     recipe = [
-        *([runs.EpochMetrics(uri)] if job.is_chief else []),
+        *([EpochMetrics(uri)] if job.is_chief else []),
         keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
                                           patience=s.reduce_lr_patience,
