@@ -19,11 +19,15 @@ from tests.helpers import kill_after_epochs, run_cmd, stage_project, tracking_cl
 
 pytestmark = pytest.mark.slow
 
+#: Clips per class and split (40 training clips: 5 steps an epoch, under a second), and
+#: epochs: a kill after 2 lands with 4 epochs to spare, on a machine however loaded.
+CLIPS, EPOCHS = 10, 6
+
 
 def _resume_project(tiny_run: Path, path: Path, epochs: int, experiment: str,
                     learning_rate: float | None = None) -> tuple[Path, list[str], Path, Path]:
     """An LRCN stage project: ``(project, train command, work folder, model folder)``."""
-    repo = stage_project(tiny_run, path, epochs=epochs, uri=None)
+    repo = stage_project(tiny_run, path, epochs=epochs, uri=None, clips=CLIPS)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["mlflow"].update(register=False, experiment=experiment)
     if learning_rate is not None:
@@ -36,13 +40,13 @@ def _resume_project(tiny_run: Path, path: Path, epochs: int, experiment: str,
 
 
 def test_a_killed_training_resumes_only_the_run_that_made_its_state(tiny_run, tmp_path):
-    """LRCN, 4 epochs, killed (SIGKILL) after two; the learning rate changed, it is killed
+    """LRCN, 6 epochs, killed (SIGKILL) after two; the learning rate changed, it is killed
     again after two: resume belongs to the run that made the state, so the second start
     discards it (one line says why) and the first MLflow run ends KILLED. The third start
     resumes the second from its last epoch, as one MLflow run with every epoch, removes
     the state, and ends on the weights of an unbroken run with the new learning rate, bit
     for bit."""
-    repo, cmd, work, out = _resume_project(tiny_run, tmp_path / "a", 4, "resume")
+    repo, cmd, work, out = _resume_project(tiny_run, tmp_path / "a", EPOCHS, "resume")
     done, _ = kill_after_epochs(cmd, repo, work / "lrcn" / "history.csv", 2)
     assert done >= 2 and not (out / "model.keras").exists()
     old_run = (work / "lrcn" / "mlflow_run_id").read_text().strip()
@@ -53,22 +57,22 @@ def test_a_killed_training_resumes_only_the_run_that_made_its_state(tiny_run, tm
     done, second = kill_after_epochs(cmd, repo, work / "lrcn" / "history.csv", 2)
     assert "train@lrcn: not resuming the interrupted run" in second
     assert "models.lrcn.learning_rate 0.001 -> 0.0005" in second
-    assert "Epoch 1/4" in second and 2 <= done < 4
+    assert f"Epoch 1/{EPOCHS}" in second and 2 <= done < EPOCHS
     client = tracking_client(repo)
     assert client.get_run(old_run).info.status == "KILLED"
 
     third = run_cmd(cmd, cwd=repo, timeout=900)
-    assert "Epoch 1/4" not in third.stdout and "not resuming" not in third.stdout
-    assert f"Epoch {done + 1}/4" in third.stdout
-    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == list(range(4))
+    assert f"Epoch 1/{EPOCHS}" not in third.stdout and "not resuming" not in third.stdout
+    assert f"Epoch {done + 1}/{EPOCHS}" in third.stdout
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == list(range(EPOCHS))
     assert not resume.has_state(work / "lrcn")  # resumable state removed after success
     new_run = json.loads((out / "meta.json").read_text())["mlflow_run_id"]
     assert new_run != old_run and client.get_run(new_run).info.status == "FINISHED"
     assert client.get_run(new_run).data.params["model.learning_rate"] == "0.0005"
     steps = {m.step for m in client.get_metric_history(new_run, "train_loss")}
-    assert steps == set(range(4))  # one run, resumed, no epoch lost
+    assert steps == set(range(EPOCHS))  # one run, resumed, no epoch lost
 
-    ref_repo, ref_cmd, _, ref_out = _resume_project(tiny_run, tmp_path / "b", 4,
+    ref_repo, ref_cmd, _, ref_out = _resume_project(tiny_run, tmp_path / "b", EPOCHS,
                                                     "resume-unbroken", learning_rate=0.0005)
     run_cmd(ref_cmd, cwd=ref_repo, timeout=900)
     import actionrec.models.layers  # noqa: F401  (the custom layers, for loading)
