@@ -253,35 +253,37 @@ def test_a_bad_search_space_is_refused_before_any_trial(tmp_path):
         load_params(project / "params.yaml")
 
 
-def _open(url: str, barrier, results) -> None:
-    barrier.wait()  # every process opens the new storage at the same moment
-    try:
-        sweep.open_storage(url)
-        results.put("opened")
-    except Exception as e:  # noqa: BLE001 - the test reports what failed
-        results.put(f"{type(e).__name__}: {str(e).splitlines()[0]}")
+def _open_each(urls: list[str], barrier, results) -> None:
+    """A worker process: open each new storage at the same moment as the others."""
+    import optuna  # noqa: F401 - imported before the first barrier, so all start at once
+
+    for url in urls:
+        barrier.wait()
+        try:
+            sweep.open_storage(url)
+            results.put((url, "opened"))
+        except Exception as e:  # noqa: BLE001 - the test reports what failed
+            results.put((url, f"{type(e).__name__}: {str(e).splitlines()[0]}"))
 
 
 def test_workers_that_open_a_new_storage_at_the_same_moment_all_open_it(tmp_path):
     """Four processes open one new SQLite storage at once, three times. Plain
     ``optuna.storages.RDBStorage`` failed in 8 of 10 such rounds here (``table studies already
     exists``, ``UNIQUE constraint failed: alembic_version.version_num``); CI lost a sweep test
-    to it."""
+    to it. (Spawned, not forked: this test process may run TensorFlow's threads.)"""
     import multiprocessing
 
-    import optuna  # noqa: F401 - imported before the fork, so every process starts at once
-
-    ctx = multiprocessing.get_context("fork")
-    for round_ in range(3):
-        url = f"sqlite:///{tmp_path / f'optuna-{round_}.db'}"
-        barrier, results = ctx.Barrier(4), ctx.Queue()
-        procs = [ctx.Process(target=_open, args=(url, barrier, results)) for _ in range(4)]
-        for proc in procs:
-            proc.start()
-        outcomes = [results.get(timeout=60) for _ in procs]
-        for proc in procs:
-            proc.join(timeout=60)
-        assert outcomes == ["opened"] * 4, outcomes
+    ctx = multiprocessing.get_context("spawn")
+    urls = [f"sqlite:///{tmp_path / f'optuna-{k}.db'}" for k in range(3)]
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_each, args=(urls, barrier, results)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=120) for _ in range(len(urls) * len(procs))]
+    for proc in procs:
+        proc.join(timeout=60)
+    assert sorted(outcomes) == sorted((url, "opened") for url in urls for _ in procs), outcomes
+    for url in urls:
         assert sweep.open_storage(url).get_all_studies() == []
 
 
