@@ -185,22 +185,31 @@ def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def wait_for_epochs(proc: subprocess.Popen, history: Path, epochs: int, started_ns: int,
+                    timeout: float = 300, poll_s: float = 0.1) -> bool:
+    """Wait until ``epochs`` epochs of the training ``proc`` (started at ``started_ns``,
+    ``time.time_ns()``) are in ``history``, its resume state's ``history.csv``: a file check,
+    quick even on a loaded machine (an earlier run's file is not counted). Returns False
+    when ``proc`` ended or ``timeout`` seconds passed first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if history.exists() and history.stat().st_mtime_ns > started_ns and \
+                len(history.read_text().splitlines()) > epochs:  # header + epochs rows
+            return True
+        time.sleep(poll_s)
+    return False
+
+
 def kill_after_epochs(cmd: list[str], cwd: Path, history: Path, epochs: int,
                       env: dict[str, str] | None = None) -> tuple[int, str]:
     """Start a training command; SIGKILL it once ``epochs`` epochs of this run are in
-    ``history`` (its resume state's ``history.csv``; an earlier run's is not counted). The
-    history's row of an epoch is written before that epoch's backup: with two rows the
-    first epoch is surely backed up. Returns the epochs in the history and what the command
-    printed."""
+    ``history`` (:func:`wait_for_epochs`). The history's row of an epoch is written before
+    that epoch's backup: with two rows the first epoch is surely backed up. Returns the
+    epochs in the history and what the command printed."""
     started = time.time_ns()
     proc = subprocess.Popen(cmd, cwd=cwd, env=command_env(env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if history.exists() and history.stat().st_mtime_ns > started and \
-                len(history.read_text().splitlines()) > epochs:  # header + epochs rows
-            break
-        time.sleep(0.1)
+    wait_for_epochs(proc, history, epochs, started)
     proc.send_signal(signal.SIGKILL)
     output = proc.communicate()[0]
     done = len(history.read_text().splitlines()) - 1 if history.exists() else 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import command_env, free_port, run_cmd, stage_project
+from tests.helpers import command_env, free_port, run_cmd, stage_project, wait_for_epochs
 
 
 def _train(project: Path, **kw) -> subprocess.CompletedProcess:
@@ -157,19 +157,16 @@ def test_server_lost_mid_training_keeps_the_model_and_track_logs_it_later(team_s
     project = stage_project(tiny_run, tmp_path / "project", epochs=EPOCHS, uri=uri, clips=4)
     env = command_env({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
     log = open(tmp_path / "train.log", "w")  # noqa: SIM115
+    started = time.time_ns()
     proc = subprocess.Popen(["actionrec", "train", "lrcn"], cwd=project, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     work = project / "models" / ".resume" / "lrcn"
+    history = work / "history.csv"
     try:
-        deadline = time.monotonic() + 600
-        while True:  # a file check: polling the server raced a fast training
-            assert proc.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
-            assert time.monotonic() < deadline
-            history = work / "history.csv"
-            if history.is_file() and len(history.read_text().splitlines()) >= 2:
-                os.killpg(proc.pid, signal.SIGSTOP)
-                break
-            time.sleep(0.02)
+        # a file check: polling the server raced a fast training
+        assert wait_for_epochs(proc, history, 1, started, timeout=600, poll_s=0.02), \
+            (tmp_path / "train.log").read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGSTOP)
         run_id = (work / "mlflow_run_id").read_text().strip()
         done_before = len(history.read_text().splitlines()) - 1
         assert done_before < EPOCHS, "the training ended before it could be paused"
