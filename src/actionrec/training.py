@@ -331,8 +331,6 @@ def _example_probs(model: Any, clip: np.ndarray, replicas: int) -> np.ndarray:
     data-parallel model gets one clip per replica through ``predict``, which splits the
     batch across them (a replica handed no sample fails: the LSTM cell gets an empty
     batch)."""
-    import keras
-
     if replicas == 1:
         return keras.ops.convert_to_numpy(model(clip, training=False))
     return model.predict(np.repeat(clip, replicas, axis=0), verbose=0)[:1]
