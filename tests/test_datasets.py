@@ -16,7 +16,7 @@ from actionrec.data.frames import extract_frames
 from actionrec.data.validation import probe_videos
 from actionrec.models import get_architecture
 from actionrec.models.layers import ClipAugmentation
-from actionrec.training import RandomStateBackup
+from actionrec.checkpoint import EpochCheckpoint
 from tests.helpers import synth_manifest
 
 SIZE = 32
@@ -96,7 +96,7 @@ def _lrcn(seed: int = 3) -> keras.Model:
 
 
 class _Interrupt(keras.callbacks.Callback):
-    """Stops ``fit`` at the end of epoch 0, after BackupAndRestore has saved it (a kill)."""
+    """Stops ``fit`` at the end of epoch 0, after the EpochCheckpoint has committed it."""
 
     def on_epoch_end(self, epoch, logs=None):
         raise KeyboardInterrupt
@@ -109,10 +109,10 @@ def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one
                                                                               tmp_path,
                                                                               workers):
     """The layer is in the model (training only). Two epochs in one go, and two epochs
-    interrupted after the first and resumed by Keras' BackupAndRestore in a new model, end
+    interrupted after the first and resumed by the EpochCheckpoint in a new model, end
     on the same weights: the seed states of the transforms and of dropout travel with the
-    backup (RandomStateBackup). Without them the resumed run ends elsewhere. The same with
-    batches read ahead by two threads (train.loader_workers)."""
+    committed state. Without them (weights and optimizer alone) the resumed run ends
+    elsewhere. The same with batches read ahead by two threads (train.loader_workers)."""
     rows = split_index(store, "train")
     model = _lrcn()
     assert isinstance(model.get_layer("augment"), ClipAugmentation)
@@ -120,12 +120,11 @@ def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one
     probs = model.predict(clips, verbose=0)
     assert np.array_equal(model.predict(clips, verbose=0), probs)  # inference: no draws
 
-    def fit(m, backup, *extra):
+    def fit(m, state, *extra, keep=EpochCheckpoint):
         seq = FrameSequence(store, rows, 3, 4, shuffle=True, seed=1, workers=workers,
                             max_queue_size=4)
         m.fit(seq, epochs=2, verbose=0, shuffle=False, callbacks=[  # as training does
-            SyncEpoch(seq), keras.callbacks.BackupAndRestore(str(backup)),
-            RandomStateBackup(backup), *extra])
+            keep(state, []), SyncEpoch(seq), *extra])
 
     unbroken = _lrcn()
     fit(unbroken, tmp_path / "unbroken")
@@ -139,14 +138,14 @@ def test_augmentation_runs_inside_fit_and_a_resumed_run_draws_as_an_unbroken_one
               for m in (unbroken, resumed)]
     assert np.array_equal(*states) and states[0][1] > 0  # the same draws were made
 
-    for f in (tmp_path / "resumed").glob("random_state.*.npz"):  # BackupAndRestore alone
-        f.unlink()
+    class WeightsAlone(EpochCheckpoint):  # as Keras' BackupAndRestore keeps them
+        def _random_states(self):
+            return []
+
     with pytest.raises(KeyboardInterrupt):
-        fit(_lrcn(), tmp_path / "resumed", _Interrupt())
-    for f in (tmp_path / "resumed").glob("random_state.*.npz"):
-        f.unlink()
+        fit(_lrcn(), tmp_path / "alone", _Interrupt(), keep=WeightsAlone)
     alone = _lrcn()
-    fit(alone, tmp_path / "resumed")
+    fit(alone, tmp_path / "alone", keep=WeightsAlone)
     assert any(not np.array_equal(a, b)
                for a, b in zip(unbroken.get_weights(), alone.get_weights(), strict=True))
 
@@ -224,7 +223,7 @@ class _Recording(FrameSequence):
 @pytest.mark.backends
 @pytest.mark.parametrize(("sync", "workers"), [(True, 0), (False, 0), (True, 2)])
 def test_a_resumed_fit_serves_the_batches_of_its_epoch(store, sync, workers):
-    """``fit(initial_epoch=2)``, as after BackupAndRestore, must train on epoch 2's batches,
+    """``fit(initial_epoch=2)``, as after a resume, must train on epoch 2's batches,
     also when threads read them ahead (Keras starts them after SyncEpoch)."""
     seq = _Recording(store, split_index(store, "train"), 3, 4, shuffle=True, seed=1,
                      workers=workers, max_queue_size=4)

@@ -232,8 +232,8 @@ def _pack(folder: Path) -> bytes:
 def share_state(work_dir: Path, job: Job, name: str) -> Path:
     """Give every process the chief's resume state; returns this process's copy.
 
-    The chief's ``work_dir`` (``models/.resume/<arch>``: Keras' ``BackupAndRestore``
-    backup, the random-number states, the best weights) is sent to every process
+    The chief's ``work_dir`` (``models/.resume/<arch>``: the last committed epoch's
+    state, :mod:`actionrec.checkpoint`) is sent to every process
     (``jax.experimental.multihost_utils.broadcast_one_to_all``, as uint8 bytes of a tar
     archive), which unpacks it into its private folder (:func:`private_state_dir`) and
     trains with that as its resume state; the chief keeps ``work_dir``. Call it on every

@@ -1,7 +1,8 @@
 """Resume only what the same settings, data and code started.
 
-An interrupted ``train@<arch>`` leaves its state in ``models/.resume/<arch>`` (Keras'
-``BackupAndRestore`` backup, the partial ``history.csv``, the MLflow run id). The next run
+An interrupted ``train@<arch>`` leaves its state in ``models/.resume/<arch>`` (the last
+committed epoch's state, :mod:`actionrec.checkpoint`; the ``history.csv`` of the committed
+epochs; the MLflow run id). The next run
 resumes from it only when it would compute the same thing: the state carries a
 :func:`fingerprint` of the run that made it (its settings, a digest of every input, and a
 hash of every ``actionrec`` source file it had imported), and :func:`claim` compares that

@@ -3,9 +3,10 @@
 Recipe (the five reference designs share it): categorical cross-entropy; Adam
 (Kingma & Ba 2015; lr 1e-3, beta1 0.9, beta2 0.999 by default); ReduceLROnPlateau
 (patience 3) and EarlyStopping (best weights restored) on the group-aware
-validation split's loss (on the training loss when there is no validation split);
-ModelCheckpoint of the best weights; BackupAndRestore, so that a killed run resumes
-from its last finished epoch; the history as CSV.
+validation split's loss (on the training loss when there is no validation split); an
+:class:`~actionrec.checkpoint.EpochCheckpoint` after every epoch, so that a killed run
+resumes from its last finished epoch exactly as an unbroken run goes on (weights,
+optimizer, random states, data order and the callbacks' counters); the history as CSV.
 
 Architectures with a frozen backbone train their head on cached features
 (``data/features/<arch>``); the saved model is still the whole network on frames.
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from actionrec import multihost, resume
+from actionrec.checkpoint import EpochCheckpoint
 from actionrec.config import Params
 from actionrec.data.datasets import (
     ClipBatches,
@@ -143,26 +145,31 @@ def distribution(setting: str) -> Distribution:
 
 @dataclass
 class TrainData:
-    """What ``fit`` gets: arrays (features) or :class:`FrameSequence` (frames)."""
+    """What ``fit`` gets: :class:`FeatureBatches` (features) or :class:`FrameSequence`
+    (frames), both shuffled by (seed, epoch), so a resumed run reads what an unbroken one
+    would."""
 
-    train: Any
-    val: Any | None
+    train: ClipBatches
+    val: ClipBatches | None
     n_train: int
     n_val: int
     example_clip: np.ndarray  # (1, T, S, S, 3) uint8: the logged model's input example
 
 
-def _feature_data(features: Path, frames: Path, num_classes: int) -> TrainData:
-    """The feature store's splits as arrays: ``([features, mask], one-hot labels)``."""
+def _feature_data(features: Path, frames: Path, num_classes: int, batch_size: int, seed: int,
+                  share: dict[str, Any]) -> TrainData:
+    """The feature store's splits as :class:`FeatureBatches` (``share``: ``shard`` and
+    ``devices`` of :class:`ClipBatches`; one process: ``(0, 1)``)."""
     feats, mask, rows = load_features(features, "train")
-    train = ([feats, mask], one_hot(rows["label"].to_numpy(), num_classes))
-    val, n_val = None, 0
+    train = FeatureBatches(feats, mask, one_hot(rows["label"].to_numpy(), num_classes),
+                           batch_size, shuffle=True, seed=seed, **share)
+    val = None
     if (features / "val.npy").exists():
         vf, vm, vrows = load_features(features, "val")
-        val = ([vf, vm], one_hot(vrows["label"].to_numpy(), num_classes))
-        n_val = len(vrows)
+        val = FeatureBatches(vf, vm, one_hot(vrows["label"].to_numpy(), num_classes),
+                             batch_size, **share)
     example = read_clip(frames, rows["file"].iloc[0])[None]
-    return TrainData(train, val, len(rows), n_val, example)
+    return TrainData(train, val, len(rows), len(vrows) if val is not None else 0, example)
 
 
 def build_feature_head(arch, s, num_classes: int, sequence_length: int, features: np.ndarray,
@@ -172,76 +179,6 @@ def build_feature_head(arch, s, num_classes: int, sequence_length: int, features
     ``s.standardize``. ``features`` ``(N, T, D)`` float32, ``mask`` ``(N, T)`` bool."""
     stats = feature_stats(features, mask) if s.standardize else None
     return arch.build_head(s, num_classes, sequence_length, features.shape[-1], stats)
-
-
-class RandomStateBackup(keras.callbacks.Callback):
-    """Keeps the model's random-number states with each epoch's backup, and puts them back
-    when ``fit`` resumes, so that a resumed run draws what an unbroken one would.
-
-    Keras' ``BackupAndRestore`` saves weights and optimizer, not the
-    ``keras.random.SeedGenerator`` states of ``Dropout``, recurrent dropout and
-    :class:`~actionrec.models.layers.ClipAugmentation` (``Layer.save_own_variables`` leaves
-    them out): resumed, they would start again from their first draw. Here they are the
-    model's ``variables`` that are not its ``weights`` (int, shape ``(2,)``), written to
-    ``<dir>/random_state.<k>.npz`` after epoch ``k - 1`` (the last two kept, as
-    ``BackupAndRestore(double_checkpoint=True)`` keeps two) and read at the first epoch of a
-    resumed ``fit`` (``on_epoch_begin(k)``). Put it after ``BackupAndRestore``.
-    """
-
-    def __init__(self, directory: Path):
-        super().__init__()
-        self.directory = Path(directory)
-        self._first_epoch = True
-
-    def _states(self) -> list:
-        weights = {id(w) for w in self.model.weights}
-        return [v for v in self.model.variables if id(v) not in weights]
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self._first_epoch = True
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        first, self._first_epoch = self._first_epoch, False
-        if not first or epoch == 0:  # only a fit that resumes at epoch k > 0 restores
-            return
-        saved = self.directory / f"random_state.{epoch}.npz"
-        states = self._states()
-        if not saved.exists():
-            print(f"warning: no random-number state for epoch {epoch} in {self.directory}: "
-                  "dropout and augmentation draw anew (the resumed run is not bit-identical "
-                  "to an unbroken one)", flush=True)
-            return
-        with np.load(saved) as arrays:
-            if len(arrays.files) != len(states):
-                raise ValueError(f"{saved} holds {len(arrays.files)} random states, the "
-                                 f"model has {len(states)}: delete {self.directory} to "
-                                 "train from the start")
-            for i, var in enumerate(states):
-                var.assign(arrays[f"s{i}"])
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from actionrec.io import atomic_open
-
-        self.directory.mkdir(parents=True, exist_ok=True)
-        arrays = {f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self._states())}
-        with atomic_open(self.directory / f"random_state.{epoch + 1}.npz", "wb") as fh:
-            np.savez(fh, **arrays)
-        for old in self.directory.glob("random_state.*.npz"):
-            if int(old.name.split(".")[1]) < epoch:
-                old.unlink()
-
-
-def _shared_features(data: TrainData, batch_size: int, seed: int,
-                     share: dict[str, Any]) -> TrainData:
-    """The feature arrays as :class:`FeatureBatches` of this process's share (``share``:
-    ``shard`` and ``devices`` of :class:`ClipBatches`), shuffled by (seed, epoch)."""
-    (feats, mask), y = data.train
-    train = FeatureBatches(feats, mask, y, batch_size, shuffle=True, seed=seed, **share)
-    val = None
-    if data.val is not None:
-        (vf, vm), vy = data.val
-        val = FeatureBatches(vf, vm, vy, batch_size, **share)
-    return TrainData(train, val, data.n_train, data.n_val, data.example_clip)
 
 
 def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, workers: int,
@@ -278,22 +215,43 @@ def build_before_fit(model: keras.Model, batches: Any) -> None:
         model._symbolic_build(data_batch=batches[0])
 
 
-def _fit(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
-         recipe: list[keras.callbacks.Callback], best: Path, job: multihost.Job, name: str,
-         progress: bool) -> keras.Model:
-    """``fit``, then the best epoch's weights (``best``, ModelCheckpoint's file) when there
-    is one; in a multi-host job, then :func:`_leave_job`. Returns the model to save: in a
-    multi-host job a copy on this process's devices alone."""
-    x, y = data.train if isinstance(data.train, tuple) else (data.train, None)
-    build_before_fit(model, x)
-    val = tuple(data.val) if isinstance(data.val, tuple) else data.val
-    # ClipBatches shuffle themselves, by (seed, epoch); Keras' own shuffle of its batch
-    # order draws from Python's global `random`, which a resumed run does not restore.
-    model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=val, callbacks=recipe,
-              shuffle=not isinstance(x, ClipBatches), verbose=2 if progress else 0)
-    if best.exists():
-        model.load_weights(str(best))
-    return _leave_job(model, job, name) if job.num_processes > 1 else model
+def recipe(s, monitor: str, state_dir: Path, name: str, train: ClipBatches,
+           uri: str | None) -> list[keras.callbacks.Callback]:
+    """The callbacks of every training, in the order they must run at an epoch's end.
+
+    ``s``: the architecture's settings (patience, factor, minimum learning rate);
+    ``monitor``: ``val_loss``, or ``loss`` without a validation split; ``state_dir``: the
+    :class:`~actionrec.checkpoint.EpochCheckpoint` folder; ``uri``: the MLflow tracking
+    URI of the process that logs (``None``: a multi-host peer, which logs nothing).
+    The epoch's MLflow record comes first (a run killed before the checkpoint repeats that
+    epoch on resume, with the same numbers; it never loses one), then the learning-rate
+    reduction and early stopping, then the checkpoint, which keeps what they did.
+    """
+    from actionrec.tracking.callbacks import EpochMetrics
+
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
+                                                  patience=s.reduce_lr_patience,
+                                                  min_lr=s.min_learning_rate)
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=s.early_stopping_patience,
+                                         restore_best_weights=True)
+    return [*([EpochMetrics(uri)] if uri is not None else []), reduce_lr, stop,
+            EpochCheckpoint(state_dir, [reduce_lr, stop], f"train@{name}"),
+            SyncEpoch(train)]  # a resumed run shuffles as an unbroken one
+
+
+def fit_recipe(model: keras.Model, data: TrainData, epochs: int,
+         callbacks: list[keras.callbacks.Callback], job: multihost.Job, name: str,
+         progress: bool) -> tuple[keras.Model, pd.DataFrame]:
+    """``fit`` (the best epoch's weights restored by EarlyStopping at its end); in a
+    multi-host job, then :func:`_leave_job`. Returns the model to save (in a multi-host job
+    a copy on this process's devices alone) and the history of every epoch, resumed ones
+    included (:class:`~actionrec.checkpoint.EpochCheckpoint`'s)."""
+    build_before_fit(model, data.train)
+    # ClipBatches shuffle themselves, by (seed, epoch): Keras' shuffle is off.
+    model.fit(data.train, epochs=epochs, validation_data=data.val, callbacks=callbacks,
+              shuffle=False, verbose=2 if progress else 0)
+    history = next(cb for cb in callbacks if isinstance(cb, EpochCheckpoint)).history()
+    return (_leave_job(model, job, name) if job.num_processes > 1 else model), history
 
 
 def _leave_job(model: keras.Model, job: multihost.Job, name: str) -> keras.Model:
@@ -311,15 +269,14 @@ def _leave_job(model: keras.Model, job: multihost.Job, name: str) -> keras.Model
     return local
 
 
-def _fit_as_peer(model: keras.Model, data: TrainData, batch: int | None, epochs: int,
-                 recipe: list[keras.callbacks.Callback], best: Path, own: Path,
-                 job: multihost.Job, name: str, progress: bool) -> dict[str, Any]:
+def _fit_as_peer(model: keras.Model, data: TrainData, epochs: int,
+                 callbacks: list[keras.callbacks.Callback], own: Path, job: multihost.Job,
+                 name: str, progress: bool) -> dict[str, Any]:
     """A process other than 0 of a multi-host job: the same fit, from and into its private
     copy of the resume state ``own``; nothing logged, nothing written to the workspace."""
-    model = _fit(model, data, batch, epochs, recipe, best, job, name, progress)
-    epochs_trained = len(pd.read_csv(own / "history.csv").drop_duplicates("epoch"))
+    model, history = fit_recipe(model, data, epochs, callbacks, job, name, progress)
     multihost.discard_state(own, job)
-    return {"epochs_trained": epochs_trained, "parameters": int(model.count_params())}
+    return {"epochs_trained": len(history), "parameters": int(model.count_params())}
 
 
 def _example_probs(model: Any, clip: np.ndarray, replicas: int) -> np.ndarray:
@@ -349,8 +306,9 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     Args:
         frames_root: ``data/frames`` (holds ``<image_size>/``).
         features_root: ``data/features`` (holds ``<name>/`` for backbone architectures).
-        work_dir: resumable state (``models/.resume/<arch>``: backup, partial history, the
-            MLflow run id, the run's fingerprint); resumed only by the same settings, inputs
+        work_dir: resumable state (``models/.resume/<arch>``: the last finished epoch's
+            state (:mod:`actionrec.checkpoint`), the history so far, the MLflow run id,
+            the run's fingerprint); resumed only by the same settings, inputs
             and code (:mod:`actionrec.resume`), emptied after a successful run. In a
             multi-host job (:mod:`actionrec.multihost`) only process 0 uses it; the
             others train from a private copy, and neither write ``out_dir`` nor log.
@@ -370,7 +328,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         ``parameters``.
     """
     from actionrec.tracking import lineage, recovery, runs, store
-    from actionrec.tracking.callbacks import EpochMetrics
 
     # store.setup, below, refuses a server that is down (check_reachable) before fit;
     # the `train` stage checks it before anything else is loaded.
@@ -393,19 +350,16 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
               f"{global_batch} ({s.batch_size} per device)", flush=True)
     with spread.scope():
         if uses_features:
-            data = _feature_data(features_root / name, frames, c)
-            model = build_feature_head(arch, s, c, t, *data.train[0])
-            lr, batch = s.learning_rate, global_batch
-            if job.num_processes > 1:  # each process feeds its own share of a batch
-                data = _shared_features(data, global_batch, params.seed, share)
-                batch = None
+            data = _feature_data(features_root / name, frames, c, global_batch, params.seed,
+                                 share)
+            model = build_feature_head(arch, s, c, t, data.train.features, data.train.mask)
+            lr = s.learning_rate
         else:
             fine_tune = arch.backbone is not None  # the model resizes frames itself
             data = _frame_data(frames, c, global_batch, params.seed,
                                params.train.loader_workers, enlarge=not fine_tune, share=share)
             model = arch.build(s, c, t)
             lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
-            batch = None
         keras.utils.set_random_seed(params.seed)
         compile_model(model, lr, s.beta_1, s.beta_2, c)
 
@@ -434,31 +388,10 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
     own = multihost.share_state(work_dir, job, name)  # the chief's state, on every process
 
     monitor = "val_loss" if data.val is not None else "loss"
-    best = own / "best.weights.h5"
-    # The epoch's record (MLflow, CSV) is written before the backup: a run killed in
-    # between repeats that epoch on resume (the duplicate row is dropped at the end),
-    # it never loses one.
-    recipe = [
-        *([EpochMetrics(uri)] if job.is_chief else []),
-        keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=s.reduce_lr_factor,
-                                          patience=s.reduce_lr_patience,
-                                          min_lr=s.min_learning_rate),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=s.early_stopping_patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, save_best_only=True,
-                                        save_weights_only=True),
-        # double_checkpoint: a kill while the backup is written falls back to the previous one.
-        keras.callbacks.BackupAndRestore(str(own / "backup"), double_checkpoint=True),
-        RandomStateBackup(own / "backup"),  # dropout and augmentation draws, too
-    ]
-    if isinstance(data.train, ClipBatches):
-        recipe.append(SyncEpoch(data.train))  # a resumed run shuffles as an unbroken one
-    recipe += callbacks or []
-
+    fit_callbacks = [*recipe(s, monitor, own / "state", name, data.train,
+                             uri if job.is_chief else None), *(callbacks or [])]
     if not job.is_chief:
-        return _fit_as_peer(model, data, batch, s.epochs, recipe, best, own, job, name,
-                            progress)
+        return _fit_as_peer(model, data, s.epochs, fit_callbacks, own, job, name, progress)
     store.setup(uri, params.experiment_name(), root)
     tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
             "git_commit": runs.git_commit(root), "design": arch.design,
@@ -489,7 +422,7 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
             if inputs is not None:
                 lineage.log_data_inputs(manifest, inputs["splits"], data_store, root=root)
             runs.log_params(run_params)
-        model = _fit(model, data, batch, s.epochs, recipe, best, job, name, progress)
+        model, hist = fit_recipe(model, data, s.epochs, fit_callbacks, job, name, progress)
         spread.close()
 
         with spread.scope():
@@ -499,8 +432,6 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
         with writing(model_path):
             full.save(tmp)
             tmp.replace(model_path)
-        hist = pd.read_csv(work_dir / "history.csv")
-        hist = hist.drop_duplicates("epoch", keep="last").sort_values("epoch")
         write_csv(out_dir / "history.csv", hist)
         epochs = len(hist)
         meta = ModelMeta(

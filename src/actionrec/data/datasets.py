@@ -145,23 +145,22 @@ class FrameSequence(ClipBatches):
 
 class FeatureBatches(ClipBatches):
     """Cached features of one split as Keras batches (:class:`ClipBatches`): each item is
-    ``([features (B, T, D) float32, mask (B, T) bool], y (B, C) float32)`` from in-memory
-    arrays. Used where each process must read its own share (multi-host training); on one
-    process ``fit`` takes the arrays themselves."""
+    ``((features (B, T, D) float32, mask (B, T) bool), y (B, C) float32)`` from in-memory
+    arrays (a tuple: TensorFlow's ``PyDataset`` adapter takes no list)."""
 
     def __init__(self, features: np.ndarray, mask: np.ndarray, y: np.ndarray,
                  batch_size: int, shuffle: bool = False, seed: int = 0, **kwargs: Any):
         self.features, self.mask, self.y = features, mask, y
         super().__init__(len(y), batch_size, shuffle, seed, **kwargs)
 
-    def _load(self, sel: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        return [self.features[sel], self.mask[sel]], self.y[sel]
+    def _load(self, sel: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        return (self.features[sel], self.mask[sel]), self.y[sel]
 
 
 class SyncEpoch(keras.callbacks.Callback):
     """Keeps a :class:`ClipBatches` on Keras' epoch number.
 
-    ``fit`` resumed by ``BackupAndRestore`` starts at epoch ``k > 0`` while a new
+    ``fit`` resumed by the ``EpochCheckpoint`` starts at epoch ``k > 0`` while a new
     sequence starts at 0; this callback makes epoch ``k`` see the shuffle order and
     clips it would have seen without the interruption.
     """

@@ -150,7 +150,7 @@ class ClipAugmentation(keras.layers.Layer):
 
     Randomness: a ``keras.random.SeedGenerator`` (``seed``; ``None``: drawn from Keras'
     global seed, which training sets from ``params.seed``). Training keeps its state with
-    each epoch's backup (:class:`actionrec.training.RandomStateBackup`), so a resumed run
+    each epoch's state (:class:`actionrec.checkpoint.EpochCheckpoint`), so a resumed run
     draws what an unbroken run would. Written with ``keras.ops`` only: it runs under
     TensorFlow and JAX, on the accelerator with the rest of the step.
 

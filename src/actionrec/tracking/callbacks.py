@@ -16,7 +16,7 @@ class EpochMetrics(keras.callbacks.Callback):
     """Log every epoch's logs to the active MLflow run: ``loss`` -> ``train_loss``,
     ``val_loss`` -> ``val_loss``, plus the optimizer's ``learning_rate``; step = epoch.
     The learning rate is also put into the epoch's ``logs``, so that the callbacks after
-    this one (``CSVLogger``: ``history.csv``) record it too, and
+    this one (the ``EpochCheckpoint``: ``history.csv``) record it too, and
     :func:`~actionrec.tracking.recovery.finish_run` can log
     it from there when the server was away.
 
