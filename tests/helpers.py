@@ -185,35 +185,40 @@ def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def wait_for_epochs(proc: subprocess.Popen, history: Path, epochs: int, started_ns: int,
-                    timeout: float = 300, poll_s: float = 0.1) -> bool:
-    """Wait until ``epochs`` epochs of the training ``proc`` (started at ``started_ns``,
-    ``time.time_ns()``) are in ``history``, its resume state's ``history.csv``: a file check,
-    quick even on a loaded machine (an earlier run's file is not counted). Returns False
-    when ``proc`` ended or ``timeout`` seconds passed first."""
+def run_to_failpoint(cmd: list[str], cwd: Path, point: str,
+                     env: dict[str, str] | None = None, timeout: float = 900) -> str:
+    """Run a training command that kills itself (SIGKILL) at ``point`` of an epoch's commit
+    (``$ACTIONREC_FAILPOINT``, :mod:`actionrec.checkpoint`): where it stops is chosen, not
+    timed. Returns what it printed.
+
+    Raises:
+        AssertionError: the command did not end killed at that point.
+    """
+    from actionrec.checkpoint import FAILPOINT_ENV
+
+    proc = subprocess.run(cmd, cwd=cwd, env=command_env({**(env or {}), FAILPOINT_ENV: point}),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout)
+    assert proc.returncode == -signal.SIGKILL and \
+        f"failpoint {point}: killing this process" in proc.stdout, \
+        f"{' '.join(cmd)} exited {proc.returncode}, not at {point}:\n{proc.stdout[-4000:]}"
+    return proc.stdout
+
+
+def wait_until_paused(proc: subprocess.Popen, timeout: float = 900) -> None:
+    """Wait until ``proc`` has stopped itself (a ``<step>@<k>:stop`` failpoint, SIGSTOP).
+
+    Raises:
+        AssertionError: it ended, or had not stopped within ``timeout`` seconds.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if history.exists() and history.stat().st_mtime_ns > started_ns and \
-                len(history.read_text().splitlines()) > epochs:  # header + epochs rows
-            return True
-        time.sleep(poll_s)
-    return False
-
-
-def kill_after_epochs(cmd: list[str], cwd: Path, history: Path, epochs: int,
-                      env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Start a training command; SIGKILL it once ``epochs`` epochs of this run are in
-    ``history`` (:func:`wait_for_epochs`). The history's row of an epoch is written before
-    that epoch's backup: with two rows the first epoch is surely backed up. Returns the
-    epochs in the history and what the command printed."""
-    started = time.time_ns()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=command_env(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    wait_for_epochs(proc, history, epochs, started)
-    proc.send_signal(signal.SIGKILL)
-    output = proc.communicate()[0]
-    done = len(history.read_text().splitlines()) - 1 if history.exists() else 0
-    return done, output
+    while time.monotonic() < deadline:
+        pid, status = os.waitpid(proc.pid, os.WUNTRACED | os.WNOHANG)
+        if pid:
+            assert os.WIFSTOPPED(status), f"the process ended (status {status}) unpaused"
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the process did not pause within {timeout:.0f} s")
 
 
 def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: float = 900,

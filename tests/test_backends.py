@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import kill_after_epochs, run_cmd, stage_project, tracking_client
+from tests.helpers import run_cmd, run_to_failpoint, stage_project, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,8 @@ def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
 
 def test_lrcn_under_jax_killed_and_resumed_ends_as_an_unbroken_run(tiny_run, tmp_path):
     """train@lrcn (3 epochs, the tiny profile's augmentation, dropout and reading threads)
-    under JAX, once unbroken and once killed after two epochs and resumed:
+    under JAX, once unbroken and once killed while writing epoch 3's random-number states
+    (resumed after epoch 2):
     the stage prints the backend, MLflow has it as a tag, and both end on the same history
     and the same weights, bit for bit (which also shows that training repeats itself);
     evaluate@lrcn runs under JAX too. (Keras' JAX trainer once served the resumed epoch
@@ -50,13 +51,13 @@ def test_lrcn_under_jax_killed_and_resumed_ends_as_an_unbroken_run(tiny_run, tmp
     for name in ("unbroken", "resumed"):
         project = stage_project(tiny_run, tmp_path / name, epochs=3, uri=None, clips=10)
         if name == "resumed":
-            history = project / "models" / ".resume" / "lrcn" / "history.csv"
-            _, killed = kill_after_epochs(["actionrec", "train", "lrcn"], project, history, 2,
-                                          env=JAX)
-            assert "Epoch 2/3" in killed and "train@lrcn: 3 epochs" not in killed, killed[-2000:]
+            killed = run_to_failpoint(["actionrec", "train", "lrcn"], project, "random~@3",
+                                      env=JAX)
+            assert "Epoch 3/3" in killed, killed[-2000:]
         train = run_cmd(["actionrec", "train", "lrcn"], cwd=project, env=JAX)
         assert "train@lrcn: Keras" in train.stderr and "backend jax" in train.stderr
         assert ("Epoch 1/3" in train.stdout) == (name == "unbroken"), train.stdout[-2000:]
+        assert ("resuming after epoch 2 " in train.stdout) == (name == "resumed")
         assert _tags(project, "lrcn")["keras_backend"] == "jax"
         model = keras.models.load_model(project / "models" / "lrcn" / "model.keras")
         runs.append((pd.read_csv(project / "models" / "lrcn" / "history.csv"),

@@ -176,18 +176,19 @@ def test_two_workers_share_a_study_prune_a_bad_trial_and_the_best_reproduces_thr
 def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_postgresql(
         team_server, synth_dir, tmp_path, monkeypatch):
     """The team server's PostgreSQL as the storage, two workers started together (one
-    creates the study, the other joins it), two slots. Worker A is killed (SIGKILL) in the
-    middle of its trial: that trial ends FAILED (heartbeats stop; its MLflow run KILLED),
-    not RUNNING forever; worker B, done with its own, runs it again with the same settings
-    and completes the study: both slots, each finished once."""
+    creates the study, the other joins it), two slots. Worker A kills itself (SIGKILL, a
+    failpoint) in the middle of its first trial, once epoch 2 is committed: that trial ends
+    FAILED (heartbeats stop; its MLflow run KILLED), not RUNNING forever; worker B, done
+    with its own, runs it again with the same settings and completes the study: both slots,
+    each finished once."""
     import optuna
     from mlflow import MlflowClient
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     uri = team_server.tracking_uri
-    # the 24 synthetic clips: 30 epochs make a trial last a few seconds, time to kill it
+    # the 24 synthetic clips; worker A's failpoint ends it after epoch 2 of its first trial
     project = synth_stage_project(synth_dir, tmp_path / "project", uri=uri)
-    _set_sweep(project, epochs=30, pruner="none", heartbeat_s=4,
+    _set_sweep(project, epochs=4, pruner="none", heartbeat_s=4,
                space={"learning_rate": {"low": 5e-4, "high": 3e-3, "log": True}})
     env = {"PGPASSFILE": str(team_server.pgpass_file)}
     monkeypatch.setenv("PGPASSFILE", env["PGPASSFILE"])  # this process reads the study too
@@ -195,23 +196,12 @@ def test_a_killed_workers_trial_fails_and_the_other_worker_runs_it_again_on_post
     name = "killed-worker"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     a = _worker(project, logs[0], "--trials", "2", "--storage", storage, "--study", name,
-                env=env)
+                env={**env, "ACTIONREC_FAILPOINT": "committed@2"})
     b = _worker(project, logs[1], "--trials", "2", "--storage", storage, "--study", name,
                 env=env)
     mine = f":{a.pid}"
-
-    def a_mid_trial() -> bool:
-        try:
-            running = _study(storage, name).get_trials(
-                states=(optuna.trial.TrialState.RUNNING,))
-        except KeyError:
-            return False
-        return any(t.user_attrs.get("worker", "").endswith(mine) and
-                   "mlflow_run_id" in t.user_attrs for t in running)
-
-    _wait_for(a_mid_trial, [a, b], logs, "trial of worker A in training")
-    os.killpg(a.pid, signal.SIGKILL)
-    a.wait()
+    assert a.wait(timeout=600) == -signal.SIGKILL, logs[0].read_text()[-3000:]
+    assert "failpoint committed@2: killing this process" in logs[0].read_text()
     out_b = _finish(b, logs[1])
 
     study = _study(storage, name)
