@@ -9,8 +9,9 @@ to end (reading the frame or feature store, as the stages do), and their ratio:
   memory, against ``fit`` on training's ``FrameSequence`` (``.npy`` clips read from disk
   by ``train.loader_workers`` threads, Keras ``PyDataset`` workers);
 - ``train <arch> head`` for the three backbone architectures: one epoch of the head on
-  float32 features in memory, against training's path: the feature store loaded once
-  (``_feature_data``) plus that epoch, the load charged to one epoch (a worst case);
+  float32 feature arrays in memory, against training's path: the feature store loaded
+  once (``_feature_data``, charged to one epoch: a worst case) plus one epoch on its
+  ``FeatureBatches`` (batches shuffled by (seed, epoch), which exact resume needs);
 - ``extract_features <arch>``: the frozen backbone (random weights: same cost as
   ImageNet's) on frames already at its size, against ``extract_features`` itself: clips
   read as stored (224 px for EfficientNetB7's 600 px) by reading threads, enlarged inside
@@ -110,7 +111,7 @@ def main() -> None:
     import numpy as np
 
     from actionrec.config import load_params
-    from actionrec.data.datasets import FrameSequence, one_hot, split_index
+    from actionrec.data.datasets import FeatureBatches, FrameSequence, one_hot, split_index
     from actionrec.data.frames import read_clip
     from actionrec.features import extract_features
     from actionrec.models import get_architecture
@@ -195,8 +196,9 @@ def main() -> None:
 
             # The head: only the training clips whose features were extracted; the epoch
             # on more clips is what the ratio is about, so tile them to the training size.
-            data = _feature_data(features, store, c)
-            (feats, mask), labels = data.train
+            one = {"shard": (0, 1), "devices": 1}
+            data = _feature_data(features, store, c, ps.batch_size, 0, one)
+            feats, mask, labels = data.train.features, data.train.mask, data.train.y
             reps = -(-len(y) // len(feats))
             feats, mask = np.tile(feats, (reps, 1, 1))[:len(y)], np.tile(mask, (reps, 1))[:len(y)]
             labels = np.tile(labels, (reps, 1))[:len(y)]
@@ -204,9 +206,12 @@ def main() -> None:
             head = build_feature_head(arch, s, c, T, feats, mask)
             compile_model(head, 1e-3, 0.9, 0.999, c)
             epoch = _best_epoch(head, [feats, mask], labels, ps.batch_size, args.repeat)
-            load = min(_timed(_feature_data, features, store, c) for _ in range(args.repeat))
+            batches = FeatureBatches(feats, mask, labels, ps.batch_size, shuffle=True, seed=0)
+            piped = _best_epoch(head, batches, None, None, args.repeat)
+            load = min(_timed(_feature_data, features, store, c, ps.batch_size, 0, one)
+                       for _ in range(args.repeat))
             row(f"train {name} head on cached features", "clips/s", len(y) / epoch,
-                len(y) / (epoch + load * len(y) / len(feats)), "load charged to one epoch")
+                len(y) / (piped + load * len(y) / len(feats)), "load charged to one epoch")
 
     print()
     print("| work | unit | model alone | project end to end | ratio | notes |")
