@@ -22,9 +22,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: The keys of every ``reports/evaluate/<arch>/metrics.json`` (evaluation.py).
-METRIC_KEYS = {"top1_accuracy", "top3_accuracy", "macro_precision", "macro_recall", "macro_f1",
-               "latency_ms", "parameters", "epochs_trained", "n_test", "train_top1_accuracy"}
+#: The keys of every ``reports/evaluate/<arch>/metrics.json`` (evaluation.py; top-k
+#: accuracy only where k is below the number of classes).
+METRIC_KEYS = {"top1_accuracy", "macro_precision", "macro_recall", "macro_f1", "latency_ms",
+               "parameters", "epochs_trained", "n_test", "train_top1_accuracy",
+               "top1_accuracy_ci_low", "top1_accuracy_ci_high", "macro_f1_ci_low",
+               "macro_f1_ci_high", "design_effect", "n_test_groups"}
 
 
 def shared_path() -> Path:
@@ -310,14 +313,12 @@ def tracking_client(project: Path):
 
 
 def champion(project: Path) -> str:
-    """The architecture with the best test macro-F1 in ``project``'s evaluation reports."""
-    import json
+    """The architecture ``compare`` chose by its rule in ``project`` (the ``## Champion:``
+    line of ``reports/comparison.md``)."""
+    import re
 
-    from actionrec.config import ARCHITECTURES
-
-    metrics = {a: json.loads((project / "reports" / "evaluate" / a / "metrics.json").read_text())
-               for a in ARCHITECTURES}
-    return max(metrics, key=lambda a: metrics[a]["macro_f1"])
+    table = (project / "reports" / "comparison.md").read_text()
+    return re.search(r"^## Champion: \*\*(\w+)\*\*$", table, re.MULTILINE).group(1)
 
 
 def synth_manifest(root: Path, val_fraction: float = 0.34) -> tuple:

@@ -30,7 +30,7 @@ def _tags(project: Path, arch: str) -> dict[str, str]:
 def _report(project: Path, arch: str) -> tuple[dict, np.ndarray]:
     report = project / "reports" / "evaluate" / arch
     metrics = json.loads((report / "metrics.json").read_text())
-    probs = pd.read_csv(report / "predictions.csv").drop(columns=["video", "actual"])
+    probs = pd.read_csv(report / "predictions.csv").drop(columns=["video", "group", "actual"])
     return metrics, probs.to_numpy()
 
 

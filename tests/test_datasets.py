@@ -10,13 +10,13 @@ import keras
 import numpy as np
 import pytest
 
+from actionrec.checkpoint import EpochCheckpoint
 from actionrec.config import FrameSettings
 from actionrec.data.datasets import FeatureBatches, FrameSequence, SyncEpoch, split_index
 from actionrec.data.frames import extract_frames
 from actionrec.data.validation import probe_videos
 from actionrec.models import get_architecture
 from actionrec.models.layers import ClipAugmentation
-from actionrec.checkpoint import EpochCheckpoint
 from tests.helpers import synth_manifest
 
 SIZE = 32

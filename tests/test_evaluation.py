@@ -1,6 +1,7 @@
 """Test-split metrics and the comparison (evaluation.py) on inputs small enough to check by
 hand: top-k accuracy, macro precision / recall / F1 with a class never predicted, and the
-comparison table and chart written from real metrics files."""
+comparison table, champion and chart written from real metrics and prediction files.
+(The statistics themselves: test_stats.py.)"""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import json
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
-from actionrec.evaluation import classification_metrics, compare, topk_accuracy
+from actionrec.evaluation import classification_metrics, compare, interval_metrics, topk_accuracy
 
 CLASSES = ["Bend", "SitDown", "StandUp"]
 
@@ -33,39 +35,69 @@ def test_topk_accuracy_counts_the_true_label_among_the_k_highest():
 def test_macro_metrics_by_hand_with_a_class_never_predicted():
     """Per class (precision, recall): Bend (1/3, 1), SitDown (1, 1/2), StandUp (0, 0) with
     zero_division=0; F1: 1/2, 2/3, 0. The macro means weigh the classes alike."""
-    metrics, report = classification_metrics(PROBS, LABELS, CLASSES, top_k=3)
-    assert metrics["top1_accuracy"] == 0.5 and metrics["top3_accuracy"] == 1.0
+    metrics, report = classification_metrics(PROBS, LABELS, CLASSES, top_k=2)
+    assert metrics["top1_accuracy"] == 0.5 and metrics["top2_accuracy"] == 0.75
     assert metrics["macro_precision"] == pytest.approx((1 / 3 + 1 + 0) / 3)
     assert metrics["macro_recall"] == pytest.approx((1 + 1 / 2 + 0) / 3)
     assert metrics["macro_f1"] == pytest.approx((1 / 2 + 2 / 3 + 0) / 3)
     assert metrics["n_test"] == 4
     assert report["StandUp"]["support"] == 1 and report["StandUp"]["f1-score"] == 0.0
     assert report["SitDown"]["recall"] == pytest.approx(0.5)
+    # top-3 of 3 classes is right whatever the model: left out
+    assert not any(k.startswith("top3") for k in classification_metrics(
+        PROBS, LABELS, CLASSES, top_k=3)[0])
 
 
-def _metrics(top1: float, f1: float, latency: float) -> dict:
-    return {"top1_accuracy": top1, "top3_accuracy": 1.0, "macro_precision": f1,
-            "macro_recall": f1, "macro_f1": f1, "parameters": 35220, "latency_ms": latency,
-            "epochs_trained": 12, "n_test": 64, "train_top1_accuracy": 1.0}
+def _report(root, arch: str, pred: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+            latency: float, parameters: int) -> None:
+    """An evaluate@ report: metrics.json (with its intervals) and predictions.csv."""
+    metrics, _ = classification_metrics(np.eye(4)[pred], labels, CLASSES4, top_k=3)
+    metrics.update(interval_metrics(labels, pred, groups, 4, 0.95, 500, 0),
+                   parameters=parameters, latency_ms=latency, epochs_trained=12,
+                   train_top1_accuracy=1.0)
+    (root / arch).mkdir(parents=True)
+    (root / arch / "metrics.json").write_text(json.dumps(metrics))
+    table = pd.DataFrame(np.eye(4)[pred], columns=CLASSES4)
+    table.insert(0, "video", [f"v_{i}" for i in range(len(labels))])
+    table.insert(1, "group", groups)
+    table.insert(2, "actual", [CLASSES4[k] for k in labels])
+    table.sample(frac=1.0, random_state=1).to_csv(root / arch / "predictions.csv", index=False)
 
 
-def test_compare_ranks_by_macro_f1_and_writes_the_table_links_and_chart(tmp_path):
+CLASSES4 = ["Bend", "SitDown", "StandUp", "Walk"]
+
+
+def test_compare_writes_intervals_pairs_the_champion_and_the_chart(tmp_path):
+    """Four classes of 6 test groups of 4 clips. convlstm and lrcn are right on every clip,
+    vgg16_bilstm wrong on every clip of two groups of each class: the two perfect ones tie
+    (the cheaper, lrcn, is champion), and both beat vgg16_bilstm beyond noise. The clips
+    are in another order in every file: the pairs are matched by video."""
+    labels = np.repeat(np.arange(4), 24)
+    groups = np.tile(np.repeat(np.arange(1, 7), 4), 4)
+    weak = np.where(groups <= 2, (labels + 1) % 4, labels)
     reports = tmp_path / "evaluate"
-    for arch, m in {"lrcn": _metrics(0.9, 0.88, 4.0),
-                    "convlstm": _metrics(0.95, 0.94, 8.5)}.items():
-        (reports / arch).mkdir(parents=True)
-        (reports / arch / "metrics.json").write_text(json.dumps(m))
+    _report(reports, "convlstm", labels, labels, groups, 8.5, 60000)
+    _report(reports, "lrcn", labels, labels, groups, 4.0, 35220)
+    _report(reports, "vgg16_bilstm", weak, labels, groups, 20.0, 900000)
     links = {"compare": "http://127.0.0.1:5000/#/compare-runs?runs=a",
              "runs": "http://127.0.0.1:5000/#/experiments/1", "ui": "http://127.0.0.1:5000",
              "serve": "mlflow ui"}
     out = tmp_path / "comparison.md"
-    got = compare(reports, ["lrcn", "convlstm"], out, links)
-    assert set(got) == {"lrcn", "convlstm"}
+    result = compare(reports, ["vgg16_bilstm", "lrcn", "convlstm"], out, links, resamples=500)
+    assert result.champion.champion == "lrcn" and result.champion.best == "lrcn"
+    assert result.champion.tied == ("convlstm", "lrcn")
     table = out.read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert [r.split("|")[1].strip() for r in rows[1:]] == ["convlstm", "lrcn"]
-    assert "| convlstm | 0.950 | 1.000 | 0.940 | 0.940 | 0.940 | 35,220 | 8.5 | 12 |" in table
-    assert "Best by macro-F1: **convlstm**." in table
+    assert [r.split("|")[1].strip() for r in rows[1:4]] == ["convlstm", "lrcn", "vgg16_bilstm"]
+    assert "96 test clips in 24 test groups" in table
+    lrcn = json.loads((reports / "lrcn" / "metrics.json").read_text())
+    assert f"| 1.000 [{lrcn['top1_accuracy_ci_low']:.3f}, 1.000] |" in table
+    assert lrcn["top1_accuracy_ci_low"] < 0.95  # 96 of 96 right, in 24 groups
+    assert "## Champion: **lrcn**" in table
+    assert "lrcn is the cheapest (4.0 ms per clip, 35,220 parameters)" in table
+    assert "| convlstm − lrcn | +0.0 [+0.0, +0.0] | 1.000 |" in table
+    assert "lrcn beats vgg16_bilstm by 33.3 points of macro-F1" in table
+    assert "the other differences are within noise" in table
     assert f"[These runs side by side]({links['compare']})" in table
     assert "Start it first: `mlflow ui`" in table
     chart = cv2.imread(str(out.with_suffix(".png")))

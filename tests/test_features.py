@@ -48,7 +48,8 @@ def test_extract_features_reads_ahead_and_enlarges_in_the_model(synth_dir, tmp_p
         a, b = (np.load(tmp_path / f"w{w}" / f"{split}.npy") for w in (0, 2))
         assert np.array_equal(a, b) and a.shape[1:] == (FRAMES.sequence_length, 2048)
     assert not (tmp_path / "w2" / "val.npy").exists()
-    data = _feature_data(tmp_path / "w2", out / "75", len(classes))
+    data = _feature_data(tmp_path / "w2", out / "75", len(classes), 8, 0,
+                         {"shard": (0, 1), "devices": 1})
     assert data.val is None and data.n_val == 0 and data.n_train == len(np.load(
         tmp_path / "w2" / "train.npy", mmap_mode="r"))
     rows = pd.read_csv(tmp_path / "w2" / "train.csv")

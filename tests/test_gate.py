@@ -54,8 +54,28 @@ def test_gate_passes_a_drop_within_tolerance_and_lists_an_improvement(tmp_path):
                "convlstm": BASE["convlstm"]}
     proc = _gate(tmp_path, current)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| lrcn | top1_accuracy | 0.900 | 0.850 | -0.050 | ok |" in proc.stdout
-    assert "| lrcn | macro_f1 | 0.880 | 0.950 | +0.070 | improved |" in proc.stdout
+    assert "| lrcn | top1_accuracy | 0.900 | 0.850 | — | -0.050 | ok |" in proc.stdout
+    assert "| lrcn | macro_f1 | 0.880 | 0.950 | — | +0.070 | improved |" in proc.stdout
+
+
+def test_gate_shows_the_runs_interval_and_judges_each_architecture_on_its_tolerance(tmp_path):
+    """params.yaml's per-architecture tolerance (no --tolerance): the same 0.1 drop fails
+    lrcn (default 0.079) and passes inceptionv3_gru (0.125); each check shows this run's
+    interval over the test groups where its metrics.json has one."""
+    base = _write(tmp_path / "baseline", {a: {"top1_accuracy": 0.9, "macro_f1": 0.9}
+                                          for a in ("lrcn", "inceptionv3_gru")})
+    cur = _write(tmp_path / "reports", {a: {
+        "top1_accuracy": 0.8, "top1_accuracy_ci_low": 0.65, "top1_accuracy_ci_high": 0.9,
+        "macro_f1": 0.9} for a in ("lrcn", "inceptionv3_gru")})
+    proc = _run_gate(tmp_path, "--baseline", str(base), "--reports", str(cur))
+    assert proc.returncode == 1
+    assert "tolerance 0.079, inceptionv3_gru 0.125)" in proc.stdout
+    assert ("| lrcn | top1_accuracy | 0.900 | 0.800 | [0.650, 0.900] | -0.100 | **regressed** |"
+            in proc.stdout)
+    assert ("| inceptionv3_gru | top1_accuracy | 0.900 | 0.800 | [0.650, 0.900] | -0.100 | ok |"
+            in proc.stdout)
+    assert "| lrcn | macro_f1 | 0.900 | 0.900 | — | +0.000 | ok |" in proc.stdout
+    assert "lrcn (regressed)" in proc.stderr and "inceptionv3_gru" not in proc.stderr
 
 
 def test_gate_fails_a_drop_beyond_tolerance_with_a_table(tmp_path):
@@ -64,7 +84,7 @@ def test_gate_fails_a_drop_beyond_tolerance_with_a_table(tmp_path):
     proc = _gate(tmp_path, current)
     assert proc.returncode == 1
     assert "Regression gate: FAILED" in proc.stdout
-    assert "| lrcn | top1_accuracy | 0.900 | 0.840 | -0.060 | **regressed** |" in proc.stdout
+    assert "| lrcn | top1_accuracy | 0.900 | 0.840 | — | -0.060 | **regressed** |" in proc.stdout
     assert "lrcn (regressed)" in proc.stderr and "make baseline" in proc.stderr
 
 
@@ -72,15 +92,16 @@ def test_gate_fails_a_missing_architecture_and_a_missing_metric(tmp_path):
     current = {"lrcn": {"top1_accuracy": 0.9, "macro_f1": float("nan")}}
     proc = _gate(tmp_path, current)
     assert proc.returncode == 1
-    assert "| convlstm | top1_accuracy | 0.800 | — | — | **missing architecture** |" in proc.stdout
-    assert "| lrcn | macro_f1 | 0.880 | — | — | **missing metric** |" in proc.stdout
+    assert ("| convlstm | top1_accuracy | 0.800 | — | — | — | **missing architecture** |"
+            in proc.stdout)
+    assert "| lrcn | macro_f1 | 0.880 | — | — | — | **missing metric** |" in proc.stdout
 
 
 def test_gate_lists_a_new_architecture_without_failing(tmp_path):
     current = {**BASE, "lrcn_v2": {"top1_accuracy": 0.5, "macro_f1": 0.5}}
     proc = _gate(tmp_path, current, "--summary", str(tmp_path / "summary.md"))
     assert proc.returncode == 0
-    assert "| lrcn_v2 | top1_accuracy | — | 0.500 | — | new |" in proc.stdout
+    assert "| lrcn_v2 | top1_accuracy | — | 0.500 | — | — | new |" in proc.stdout
     assert (tmp_path / "summary.md").read_text().strip() == proc.stdout.strip()
 
 
@@ -110,10 +131,10 @@ def test_gate_judges_each_architecture_on_its_own_metrics(tmp_path):
     proc = run_cmd(["actionrec", "gate", "--params", str(tmp_path / "params.yaml"),
                     "--baseline", str(base), "--reports", str(cur)], cwd=tmp_path, check=False)
     assert proc.returncode == 1
-    assert "| convlstm | train_top1_accuracy | 1.000 | 0.500 | -0.500 | **regressed** |" \
+    assert "| convlstm | train_top1_accuracy | 1.000 | 0.500 | — | -0.500 | **regressed** |" \
         in proc.stdout
     assert "| convlstm | top1_accuracy |" not in proc.stdout  # not gated for convlstm
-    assert "| lrcn | top1_accuracy | 0.900 | 0.900 | +0.000 | ok |" in proc.stdout
+    assert "| lrcn | top1_accuracy | 0.900 | 0.900 | — | +0.000 | ok |" in proc.stdout
     assert "convlstm (regressed)" in proc.stderr and "lrcn (" not in proc.stderr
 
 

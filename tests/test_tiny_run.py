@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from actionrec.config import ARCHITECTURES
-from tests.helpers import METRIC_KEYS, run_cmd
+from tests.helpers import METRIC_KEYS, champion, run_cmd, tracking_client
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +46,14 @@ def test_every_stage_ran_and_left_its_outputs(tiny_run):
         assert {"epoch", "loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
     table = (repo / "reports" / "comparison.md").read_text()
     assert all(f"| {a} |" in table for a in ARCHITECTURES)
+    assert "## Paired differences" in table and table.count(" − ") == 10  # 5 choose 2
+    # the registered champion carries the rule and the evidence
+    best = champion(repo)
+    version = tracking_client(repo).get_model_version_by_alias(f"actionrec-{best}", "champion")
+    assert "Holm" in version.tags["champion_rule"] and version.tags["champion_reason"]
+    best_f1 = json.loads((repo / "reports" / "evaluate" / best / "metrics.json").read_text())[
+        "macro_f1"]
+    assert version.tags["champion_macro_f1"].startswith(f"{best_f1:.4f} [")
     assert (repo / "reports" / "comparison.png").stat().st_size > 0
     shown = run_cmd(["dvc", "metrics", "show", "--json"], cwd=repo).stdout
     assert all(f"reports/evaluate/{a}/metrics.json" in shown for a in ARCHITECTURES)

@@ -124,7 +124,11 @@ def test_mlflow_has_a_run_per_architecture_with_every_metric(tiny_run):
     repo = tiny_run
     client = tracking_client(repo)
     exp = client.get_experiment_by_name("actionrec-tiny")
-    runs = client.search_runs([exp.experiment_id])
+    runs = client.search_runs([exp.experiment_id], "tags.dvc_stage LIKE 'train@%'")
+    (compared,) = client.search_runs([exp.experiment_id], "tags.dvc_stage = 'compare'")
+    assert {a.path for a in client.list_artifacts(compared.info.run_id)} == {
+        "comparison.md", "comparison.png"}
+    assert compared.data.tags["champion"] in ARCHITECTURES
     by_arch = {}
     for run in sorted(runs, key=lambda r: r.info.start_time):
         by_arch[run.data.tags["architecture"]] = run

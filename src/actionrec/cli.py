@@ -116,7 +116,9 @@ def _gate(sub) -> None:
     p.add_argument("--reports", default="reports/evaluate",
                    help="this run's <arch>/metrics.json (default: %(default)s)")
     p.add_argument("--baseline", help="baseline folder (default: gate.baseline)")
-    p.add_argument("--tolerance", type=float, help="largest allowed drop (default: gate.tolerance)")
+    p.add_argument("--tolerance", type=float,
+                   help="largest allowed drop, for every architecture (default: "
+                        "gate.tolerance, per architecture)")
     p.add_argument("--summary", metavar="FILE",
                    help="also append the table to FILE, e.g. $GITHUB_STEP_SUMMARY")
     p.add_argument("--update", action="store_true",

@@ -39,7 +39,7 @@ def gate(params: str, reports: str, baseline: str | None, tolerance: float | Non
               "commit it with the change that moved the metrics")
         return True
     rows = g.compare(g.read_metrics(base), g.read_metrics(Path(reports)), cfg.metrics_for,
-                     tol)
+                     cfg.tolerance_for if tolerance is None else tolerance)
     table = g.markdown(rows, tol)
     print(table, end="")
     if summary:

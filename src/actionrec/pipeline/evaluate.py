@@ -47,15 +47,22 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
 
     print_runtime(f"evaluate@{arch}")
     metrics = evaluate_architecture(arch, Path(model), Path(frames), Path(features),
-                                    report_dir, e.top_k, e.latency_warmup, e.latency_runs)
+                                    report_dir, e.top_k, e.latency_warmup, e.latency_runs,
+                                    interval_level=e.interval_level, resamples=e.resamples,
+                                    seed=cfg.seed)
     run = json.loads(run_file.read_text())
     store.setup(uri, run["experiment"], Path("."))
     runs.log_test_results(run["run_id"], metrics, [
         report_dir / n for n in ("metrics.json", "per_class.json", "confusion.png",
                                  "curves.png", "predictions.csv")],
         manifest=Path(manifest) if manifest else None)
-    print(f"evaluate@{arch}: top-1 {metrics['top1_accuracy']:.3f}, "
-          f"macro-F1 {metrics['macro_f1']:.3f}, {metrics['latency_ms']:.1f} ms/clip")
+    level = round(100 * e.interval_level)
+    print(f"evaluate@{arch}: top-1 {metrics['top1_accuracy']:.3f} "
+          f"[{metrics['top1_accuracy_ci_low']:.3f}, {metrics['top1_accuracy_ci_high']:.3f}], "
+          f"macro-F1 {metrics['macro_f1']:.3f} "
+          f"[{metrics['macro_f1_ci_low']:.3f}, {metrics['macro_f1_ci_high']:.3f}] "
+          f"({level} % intervals over {metrics['n_test_groups']} test groups), "
+          f"{metrics['latency_ms']:.1f} ms/clip")
     return metrics
 
 

@@ -170,12 +170,28 @@ def log_test_results(run_id: str, metrics: dict[str, float], artifacts: list[Pat
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
 
 
+def log_comparison(params: dict[str, Any], tags: dict[str, str], artifacts: list[Path]) -> str:
+    """One MLflow run named ``compare`` in the active experiment (:func:`store.setup
+    <actionrec.tracking.store.setup>` first): the rule's ``params``, ``tags`` (the champion
+    and why; ``dvc_stage`` is ``compare``) and ``artifacts`` (``comparison.md``, ``.png``).
+    Returns its run id."""
+    import mlflow
+
+    with mlflow.start_run(run_name="compare", tags={"dvc_stage": "compare", **tags}) as run:
+        mlflow.log_params(params)
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+    return run.info.run_id
+
+
 #: The registry alias of the best tested architecture (set by the ``compare`` stage).
 CHAMPION_ALIAS = "champion"
 
 
-def set_champion(uri: str, best: str, runs: dict[str, dict[str, Any]]) -> str | None:
-    """Point the alias ``champion`` at ``best``'s registered model version.
+def set_champion(uri: str, best: str, runs: dict[str, dict[str, Any]],
+                 tags: dict[str, str] | None = None) -> str | None:
+    """Point the alias ``champion`` at ``best``'s registered model version, with ``tags``
+    (the rule and its evidence) on that version.
 
     Each architecture has its own registered model (``actionrec-<arch>``); the alias is
     removed from the others, so that exactly one ``models:/actionrec-<arch>@champion``
@@ -204,6 +220,8 @@ def set_champion(uri: str, best: str, runs: dict[str, dict[str, Any]]) -> str | 
             with contextlib.suppress(MlflowException):  # a model that never had the alias
                 client.delete_registered_model_alias(other["registered_model"], CHAMPION_ALIAS)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, str(version), key, value)
     return f"models:/{name}@{CHAMPION_ALIAS}"
 
 
