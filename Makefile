@@ -7,7 +7,7 @@ PYTEST_XDIST = -n $(TEST_JOBS) --maxschedchunk 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup pipeline demo profile test test-unit test-slow test-backends lint ci-pipeline \
-	baseline bench mlflow-server mlflow-stop
+	baseline bench gpu-check gpu-wheels mlflow-server mlflow-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~20 min)
 	python benchmarks/input_pipeline.py
 	python benchmarks/predict.py
 	python benchmarks/archive_readers.py
+
+gpu-check: setup  ## the GPU check at small sizes on this CPU (~3 min; on a GPU: docs/benchmarks.md)
+	python benchmarks/gpu_check.py --small --out .gpu-check
+
+gpu-wheels: setup  ## wheels the GPU machine lacks for the GPU check, in .gpu-wheels/, proved here
+	bash scripts/gpu_wheels.sh
 
 mlflow-server: setup  ## team MLflow server: PostgreSQL store, served artifacts, 127.0.0.1:5000
 	@bash scripts/bootstrap.sh --server

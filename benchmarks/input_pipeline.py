@@ -69,9 +69,11 @@ def _best_epoch(model, x, y, batch_size, repeat: int) -> float:
     return min(times)
 
 
-def _dataset(root: Path, clips_per_group: int, groups: int):
+def _dataset(root: Path, clips_per_group: int, groups: int, sizes: dict[str, int],
+             length: int):
     """Synthetic 320x240 clips, 25 fps, 4-10 s (100-250 frames), 5 classes, in a frame
-    store at 64 and 224 px (600 px served by 224). Returns the store root and classes."""
+    store at ``sizes``' sizes (real: 64 and 224 px; 600 px served by 224), ``length``
+    frames a clip. Returns the store root and classes."""
     from actionrec.config import FrameSettings
     from actionrec.data.frames import extract_frames
     from actionrec.data.splits import build_manifest
@@ -85,9 +87,9 @@ def _dataset(root: Path, clips_per_group: int, groups: int):
     manifest, classes, _ = build_manifest(root / "ucfTrainTestlist", root / "UCF-101", 1, None,
                                           names, 0.0, 0)
     probed = probe_videos(list(manifest["path"]), root / "UCF-101", 0, progress=False)
-    extract_frames(manifest, probed, classes, root / "UCF-101", sorted(set(SIZES.values())),
-                   FrameSettings(sequence_length=T), root / "frames", 0.0, root / "r.json",
-                   progress=False)
+    extract_frames(manifest, probed, classes, root / "UCF-101", sorted(set(sizes.values())),
+                   FrameSettings(sequence_length=length), root / "frames", 0.0,
+                   root / "r.json", progress=False)
     return root / "frames", classes
 
 
@@ -104,9 +106,15 @@ def main() -> None:
     ap.add_argument("--feature-clips", nargs="+", default=[],
                     help="ARCH=N clips to extract features of (defaults: "
                          + ", ".join(f"{k}={v}" for k, v in FEATURE_CLIPS.items()) + ")")
+    ap.add_argument("--size", nargs="+", default=[], metavar="ARCH=PX",
+                    help="another image size than the real run's (a smaller check on a CPU)")
+    ap.add_argument("--length", type=int, default=T,
+                    help="frames per clip, T (default: %(default)s, the real run's)")
     args = ap.parse_args()
     feature_clips = {**FEATURE_CLIPS, **{k: int(v) for k, v in
                                           (s.split("=") for s in args.feature_clips)}}
+    sizes = {**SIZES, **{k: int(v) for k, v in (s.split("=") for s in args.size)}}
+    t_len = args.length
 
     import numpy as np
 
@@ -135,15 +143,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
-        frames_root, classes = _dataset(root, args.clips_per_group, args.groups)
+        frames_root, classes = _dataset(root, args.clips_per_group, args.groups,
+                                        {a: sizes[a] for a in args.only}, t_len)
         c = len(classes)
-        n_train = len(split_index(frames_root / "64", "train"))
+        n_train = len(split_index(frames_root / str(sizes[args.only[0]]), "train"))
         print(runtime_line("input_pipeline benchmark"))
-        print(f"{n_train} train clips of 320x240 (5 classes), T={T}, made in "
+        print(f"{n_train} train clips of 320x240 (5 classes), T={t_len}, made in "
               f"{time.perf_counter() - start:.0f} s; best of {args.repeat} epochs", flush=True)
 
         for name in args.only:
-            arch, size = get_architecture(name), SIZES[name]
+            arch, size = get_architecture(name), sizes[name]
             ps = shipped.models.get(name)
             store = frames_root / str(size)
             train_rows = split_index(store, "train")
@@ -151,7 +160,7 @@ def main() -> None:
             if arch.backbone is None:
                 s = arch.settings(image_size=size, augment=ps.augment)
                 set_determinism(0)
-                model = arch.build(s, c, T)
+                model = arch.build(s, c, t_len)
                 compile_model(model, 1e-3, 0.9, 0.999, c)
                 clips = np.stack([read_clip(store, f) for f in train_rows["file"]])
                 alone = len(y) / _best_epoch(model, clips, y, ps.batch_size, args.repeat)
@@ -169,13 +178,17 @@ def main() -> None:
             sub = store.parent / f"{size}-{name}"  # the first n training clips, same files
             sub.mkdir()
             shutil.copy(store / "meta.json", sub / "meta.json")
+            (sub / "train").symlink_to(store / "train", target_is_directory=True)
             index = split_index(store, "train").head(n)
             index.to_csv(sub / "index.csv", index=False)
             set_determinism(0)
-            t0 = time.perf_counter()
             extractor = backbone_feature_model(arch.backbone, s)
+            # a second build, timed: what extract_features' own build costs (the first one
+            # also pays one-time costs, more than a small extraction takes)
+            t0 = time.perf_counter()
+            backbone_feature_model(arch.backbone, s)
             build = time.perf_counter() - t0
-            batch = max(1, s.backbone.feature_batch_size // T) * T
+            batch = max(1, s.backbone.feature_batch_size // t_len) * t_len
             frames = np.concatenate([read_clip(store, f) for f in index["file"]])  # at S
             extractor.predict_on_batch(frames[:batch])  # warm-up (tracing)
             t0 = time.perf_counter()
@@ -190,7 +203,7 @@ def main() -> None:
                              workers=shipped.train.loader_workers)
             # extract_features builds its model too: that build, timed above, is left out
             # (seconds against the hours of the real run); its first call's tracing is not.
-            piped = n * T / (time.perf_counter() - t0 - build)
+            piped = n * t_len / (time.perf_counter() - t0 - build)
             row(f"extract_features {name} @{size}", "frames/s", alone, piped,
                 f"{n} clips; loader_workers {shipped.train.loader_workers}")
 
@@ -203,7 +216,7 @@ def main() -> None:
             feats, mask = np.tile(feats, (reps, 1, 1))[:len(y)], np.tile(mask, (reps, 1))[:len(y)]
             labels = np.tile(labels, (reps, 1))[:len(y)]
             set_determinism(0)
-            head = build_feature_head(arch, s, c, T, feats, mask)
+            head = build_feature_head(arch, s, c, t_len, feats, mask)
             compile_model(head, 1e-3, 0.9, 0.999, c)
             epoch = _best_epoch(head, [feats, mask], labels, ps.batch_size, args.repeat)
             batches = FeatureBatches(feats, mask, labels, ps.batch_size, shuffle=True, seed=0)

@@ -48,7 +48,7 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 
 def test_ci_shell_scripts_pass_shellcheck():
     scripts = [REPO / "ci" / "tiny_pipeline.sh", REPO / ".ci" / "run",
-               REPO / "scripts" / "bootstrap.sh"]
+               REPO / "scripts" / "bootstrap.sh", REPO / "scripts" / "gpu_wheels.sh"]
     proc = subprocess.run([_tool("shellcheck"), *map(str, scripts)], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout
