@@ -337,6 +337,16 @@ def _in_words(result: Comparison, alpha: float) -> str:
     return f"In words: {'; '.join(real)}{rest} (Holm, alpha {alpha:g})."
 
 
+def _bounds(metrics: dict[str, dict[str, Any]], archs: list[str], key: str
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(estimates, interval lows, interval highs)`` of ``key`` for ``archs``; an
+    architecture without an interval gets its estimate as both bounds."""
+    est = np.array([metrics[a][key] for a in archs])
+    low = np.array([metrics[a].get(f"{key}_ci_low", metrics[a][key]) for a in archs])
+    high = np.array([metrics[a].get(f"{key}_ci_high", metrics[a][key]) for a in archs])
+    return est, low, high
+
+
 def plot_comparison(result: Comparison, path: Path) -> None:
     """Two panels: each architecture's top-1 accuracy and macro-F1 with their intervals as
     error bars (on an axis fitted to them, so that differences of a few points show); and
@@ -355,9 +365,7 @@ def plot_comparison(result: Comparison, path: Path) -> None:
     lows = []
     for offset, key, label in ((-0.12, "top1_accuracy", "top-1 accuracy"),
                                (0.12, "macro_f1", "macro-F1")):
-        est = np.array([metrics[a][key] for a in archs])
-        low = np.array([metrics[a].get(f"{key}_ci_low", metrics[a][key]) for a in archs])
-        high = np.array([metrics[a].get(f"{key}_ci_high", metrics[a][key]) for a in archs])
+        est, low, high = _bounds(metrics, archs, key)
         lows.append(low.min())
         ax.errorbar(x + offset, est, yerr=[est - low, high - est], fmt="o", capsize=4,
                     label=f"{label}, {100 * result.level:g} % interval")
@@ -368,14 +376,9 @@ def plot_comparison(result: Comparison, path: Path) -> None:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
 
     lat = np.array([metrics[a]["latency_ms"] for a in archs])
-    score = np.array([metrics[a][ch.metric] for a in archs])
-    ax2.errorbar(lat, score, yerr=[score - np.array([metrics[a].get(f"{ch.metric}_ci_low",
-                                                                   metrics[a][ch.metric])
-                                                     for a in archs]),
-                                   np.array([metrics[a].get(f"{ch.metric}_ci_high",
-                                                            metrics[a][ch.metric])
-                                             for a in archs]) - score],
-                 fmt="o", color="gray", capsize=3)
+    score, low, high = _bounds(metrics, archs, ch.metric)
+    ax2.errorbar(lat, score, yerr=[score - low, high - score], fmt="o", color="gray",
+                 capsize=3)
     front_x, front_y, best = [], [], -np.inf
     for i in np.argsort(lat, kind="stable"):
         if score[i] > best:
@@ -418,15 +421,13 @@ def compare(report_root: Path, archs: list[str], out: Path,
     Raises:
         ActionrecError: see :func:`load_predictions`.
     """
-    from actionrec.stats import choose_champion, paired_differences
+    from actionrec.stats import choose_champion, cluster_ids, paired_differences
 
     metrics = {a: json.loads((report_root / a / "metrics.json").read_text()) for a in archs}
     labels, groups, preds, num_classes = load_predictions(report_root, archs)
     differences = paired_differences(labels, groups, preds, num_classes, level, resamples,
                                      seed)
     champion = choose_champion(metrics, differences, metric, alpha, cost)
-    from actionrec.stats import cluster_ids
-
     result = Comparison(metrics, differences, champion, len(labels),
                         int(cluster_ids(labels, groups).max()) + 1, level, resamples)
     write_text(out, render_comparison(result, links, alpha))

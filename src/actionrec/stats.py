@@ -38,7 +38,7 @@ Everything is seeded (``numpy.random.default_rng(seed)``): a rerun gives the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
@@ -101,6 +101,13 @@ def wilson(p: float, n: float, level: float) -> tuple[float, float]:
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` share of bootstrap ``samples`` ``(B,)``: its percentiles."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class Interval:
     """A metric's estimate on the test split and its confidence interval."""
@@ -135,12 +142,11 @@ def metric_intervals(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray,
             if binomial > 0 else mean_size)
     n_eff = n / deff
     out: dict[str, Any] = {"design_effect": deff, "effective_n": n_eff, "n_groups": n_groups}
-    tail = 100 * (1 - level) / 2
     for key in METRICS:
         lo, hi = wilson(point[key], n_eff, level)
         if key != "top1_accuracy":
-            q_lo, q_hi = np.percentile(boot[key], [tail, 100 - tail])
-            lo, hi = min(lo, float(q_lo)), max(hi, float(q_hi))
+            q_lo, q_hi = percentile_interval(boot[key], level)
+            lo, hi = min(lo, q_lo), max(hi, q_hi)
         out[key] = Interval(point[key], lo, hi)
     return out
 
@@ -174,21 +180,18 @@ def paired_differences(labels: np.ndarray, groups: np.ndarray, preds: dict[str, 
                          bootstrap_weights(labels, clusters, resamples, seed)])
     scores = {a: weighted_metrics(weights, labels, np.asarray(p, np.int64), num_classes)
               for a, p in preds.items()}
-    tail = 100 * (1 - level) / 2
     out = []
     for metric in METRICS:
         rows = []
         for a, b in combinations(sorted(preds), 2):
             d = scores[a][metric] - scores[b][metric]
             point, boot = float(d[0]), d[1:]
-            lo, hi = np.percentile(boot, [tail, 100 - tail])
             far = min(int((boot <= 0).sum()), int((boot >= 0).sum()))
             p = min(1.0, 2 * (far + 1) / (len(boot) + 1))
-            rows.append(Difference(a, b, metric, point, float(lo), float(hi), p))
+            rows.append(Difference(a, b, metric, point, *percentile_interval(boot, level), p))
         if rows:
             adjusted = multipletests([r.p for r in rows], method="holm")[1]
-            rows = [Difference(**{**asdict(r), "p_holm": float(q)})
-                    for r, q in zip(rows, adjusted, strict=True)]
+            rows = [replace(r, p_holm=float(q)) for r, q in zip(rows, adjusted, strict=True)]
         out += rows
     return out
 

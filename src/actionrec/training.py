@@ -208,7 +208,7 @@ def build_before_fit(model: keras.Model, batches: Any) -> None:
     first epoch. Every epoch then started with the previous epoch's last batches, and a
     resumed run with batches of epoch 0's order, not of the epoch it resumed (measured:
     train@lrcn under JAX, killed and resumed, ended on other weights than an unbroken run;
-    with ``loader_workers: 0`` on the same). Under TensorFlow, and for arrays, a no-op.
+    with ``loader_workers: 0`` on the same). Under TensorFlow a no-op.
     """
     if (isinstance(batches, ClipBatches) and keras.backend.backend() == "jax"
             and hasattr(model, "_symbolic_build")):
