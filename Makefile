@@ -1,13 +1,15 @@
-# Entry points of the README. Each target installs what it needs first (scripts/bootstrap.sh).
+# Entry points of the README and docs/setup.md. Each target installs what it needs first (scripts/bootstrap.sh).
 VENV ?= .venv
 # test workers (pytest-xdist): two fill two cores; TEST_JOBS=0 runs the suite in one process.
 # Tests go out two at a time, in the order tests/conftest.py sets (the tiny run first).
 TEST_JOBS ?= 2
 PYTEST_XDIST = -n $(TEST_JOBS) --maxschedchunk 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# MkDocs 1.x prints a notice about MkDocs 2 on every build
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: help setup pipeline demo profile test test-unit test-slow test-backends lint ci-pipeline \
-	baseline bench gpu-check gpu-wheels mlflow-server mlflow-stop
+	baseline bench gpu-check gpu-wheels docs mlflow-server mlflow-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +36,7 @@ test: setup  ## lint + the whole test suite (real dvc, real video, MLflow UI in 
 	@bash scripts/bootstrap.sh --browser --server
 	ruff check .
 	lint-imports
+	mkdocs build --strict
 	pytest $(PYTEST_XDIST) --durations=25
 	@$(MAKE) --no-print-directory test-backends
 
@@ -54,9 +57,13 @@ ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ 
 baseline: setup  ## rerun the tiny pipeline and rewrite ci/baseline/ (commit it with your change)
 	bash ci/tiny_pipeline.sh --update-baseline
 
-lint: setup  ## ruff, and the import layering contract of pyproject.toml (import-linter)
+lint: setup  ## ruff, the import layering of pyproject.toml (import-linter), the docs site (--strict)
 	ruff check .
 	lint-imports
+	mkdocs build --strict
+
+docs: setup  ## serve the docs site (docs/, mkdocs.yml) at http://127.0.0.1:8000, rebuilt on each edit
+	mkdocs serve --dev-addr 127.0.0.1:8000
 
 bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~20 min)
 	python benchmarks/extract_frames.py

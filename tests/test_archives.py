@@ -30,7 +30,7 @@ from tests.rar_listing import first_volumes, read_listing
 FIXTURES = shared_path() / "rar_fixtures"
 NAMES = [p.name for p in first_volumes(FIXTURES)] if FIXTURES.is_dir() else ["(absent)"]
 
-#: Archives no installed reader unpacks (README, "Archives"): RAR 1.5 members packed
+#: Archives no installed reader unpacks (docs/data.md, "Archives"): RAR 1.5 members packed
 #: with RAR 1.5's own compression. libarchive 3.6 cannot parse RAR 1.5 headers ("Header
 #: CRC error"); unar 1.10.1 parses them but stops inside FILE1.TXT's data ("Attempted to
 #: read more data than was available"), though the archive is complete.

@@ -80,9 +80,10 @@ def test_the_workflow_jobs_together_run_what_ci_run_runs():
     assert 'pytest $(PYTEST_XDIST) -m "not slow"' in _make_recipe("test-unit")
     assert "pytest $(PYTEST_XDIST) -m slow" in _make_recipe("test-slow")
     test = _make_recipe("test")
-    assert test[1:] == ["ruff check .", "lint-imports", "pytest $(PYTEST_XDIST) --durations=25",
+    lint = ["ruff check .", "lint-imports", "mkdocs build --strict"]
+    assert test[1:] == [*lint, "pytest $(PYTEST_XDIST) --durations=25",
                         "$(MAKE) --no-print-directory test-backends"]
-    assert _make_recipe("lint") == ["ruff check .", "lint-imports"]
+    assert _make_recipe("lint") == lint
     assert _make_recipe("ci-pipeline") == ["bash ci/tiny_pipeline.sh"]
     assert "\tbash ci/tiny_pipeline.sh --update-baseline\n" in (REPO / "Makefile").read_text()
     ci_run = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]

@@ -43,7 +43,7 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 SYNTHETIC_ACTIONS = ("sit_down", "stand_up", "wave", "jumping_jack", "walk", "punch", "bend")
 #: The architectures of the pipeline (``train@<arch>`` in dvc.yaml), each with a
 #: section under ``models:``: the settings classes of :mod:`actionrec.models.registry`,
-#: in README order.
+#: in the order they are defined (the docs' tables follow it).
 ARCHITECTURES: tuple[str, ...] = tuple(_ARCH_SETTINGS)
 
 
@@ -380,7 +380,7 @@ class SearchDimension(_Strict):
 
 class SweepSettings(_Strict):
     """``actionrec sweep ARCH --trials N``: a hyper-parameter search with Optuna, shared by
-    every process that runs the same command against the same ``storage`` (README,
+    every process that runs the same command against the same ``storage`` (docs/scaling.md,
     "Scaling out"). No stage reads it.
 
     ``space`` keys are settings of ``models.<ARCH>`` (``learning_rate``, ``dropout``,
@@ -391,7 +391,7 @@ class SweepSettings(_Strict):
     metric: str = "val_macro_f1"  # an epoch metric of the validation split (history.csv)
     direction: Literal["maximize", "minimize"] = "maximize"
     # Optuna storage that every worker of the study uses; null: sqlite:///sweeps/optuna.db
-    # here (processes of one machine). The team server's PostgreSQL: README "Scaling out".
+    # here (processes of one machine). The team server's PostgreSQL: docs/scaling.md.
     storage: str | None = None
     study: str | None = None  # null: actionrec-<arch>-<profile>
     # the TPE sampler's seed (the study's creator's; a joining worker draws its own)

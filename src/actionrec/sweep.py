@@ -54,7 +54,7 @@ SLOT_ATTR = "actionrec_slot"
 PARENT_ATTR = "mlflow_parent_run_id"
 TRIALS_ATTR = "n_trials"
 #: Settings a trial cannot change: they select the stored frames or cached features that
-#: every trial reads as they are (sweep those with `dvc exp run --queue`, README).
+#: every trial reads as they are (sweep those with `dvc exp run --queue`, docs/scaling.md).
 NOT_SWEPT = ("image_size", "backbone")
 #: Default storage: SQLite beside the trials (the processes of one machine).
 DEFAULT_STORAGE = "sqlite:///sweeps/optuna.db"
@@ -103,8 +103,8 @@ def search_space(raw: dict[str, Any], params: Params, arch: str) -> list[Dimensi
         if key in NOT_SWEPT:
             raise ConfigError(
                 f"sweep.space.{key}: changes the frames or features every trial reads; sweep "
-                f"it with `dvc exp run --queue -S models.{arch}.{key}=...` (README, "
-                "\"Scaling out\")")
+                f"it with `dvc exp run --queue -S models.{arch}.{key}=...` (docs/scaling.md, "
+                "\"Queued experiments\")")
         if key not in fields:
             raise ConfigError(f"sweep.space.{key}: not a setting of models.{arch} (those "
                               f"are: {', '.join(sorted(set(fields) - set(NOT_SWEPT)))})")

@@ -17,7 +17,7 @@ subset as a tar.gz. :func:`extract_archive` unpacks any of them into a fresh fol
    by the first reader that can: libarchive (in process, through ``libarchive-c``)
    for every single-file archive, then ``unar`` (Debian package ``unar``) when
    libarchive fails; volume sets go to ``unar`` directly. Measured on the 47 real
-   RAR archives of ``../shared/rar_fixtures`` (README, "Archives"): libarchive 3.6
+   RAR archives of ``../shared/rar_fixtures`` (docs/data.md, "Archives"): libarchive 3.6
    reads RAR5 and non-solid RAR 2.9-4 (25 of 36 unpackable archives) but not solid
    RAR 2.9-4, RAR 1.5-2.x or volume sets; unar 1.10.1 reads those too but writes
    RAR5 file copies as symbolic links and, run on a file beside similarly named

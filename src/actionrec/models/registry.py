@@ -2,7 +2,7 @@
 
 Two tables, filled as modules are imported:
 
-- :data:`SETTINGS`: architecture name -> its settings class, in the order of the README
+- :data:`SETTINGS`: architecture name -> its settings class, in the order they are defined
   (:mod:`actionrec.models.settings` fills it with :func:`settings_for`). ``params.yaml``
   has one ``models.<name>`` section per entry; ``config.ARCHITECTURES`` and the fields of
   ``config.ModelsSettings`` are derived from it.
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 
-#: name -> settings class (pydantic model of ``models.<name>``), in README order.
+#: name -> settings class (pydantic model of ``models.<name>``), in the order defined.
 SETTINGS: dict[str, type] = {}
 
 
