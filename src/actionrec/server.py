@@ -73,6 +73,16 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and is not a zombie (state ``Z`` in
+    ``/proc/<pid>/stat``: exited, not yet reaped by its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 class TeamServer:
     """PostgreSQL + ``mlflow server`` under ``root``.
 
@@ -90,7 +100,8 @@ class TeamServer:
         self.pgdata = self.root / "pgdata"
         self.artifacts = self.root / "artifacts"
         self.pid_file = self.root / "mlflow.pid"
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen | None = None  # mlflow server, when started here
+        self._pg_proc: subprocess.Popen | None = None  # the postmaster, when started here
 
     # ---------------------------------------------------------------- addresses
     @property
@@ -172,9 +183,7 @@ class TeamServer:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         if not self.postgres_running():
-            self._pg("pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "postgres.log"),
-                     "-w", "-t", "60", "-o",
-                     f"-p {self.pg_port} -k {self.pgdata} -c listen_addresses={HOST}", "start")
+            self._spawn_postgres()
         listed = self._pg("psql", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, "-d",
                           "postgres", "-tAc", "SELECT datname FROM pg_database",
                           as_owner=False).stdout.split()
@@ -183,19 +192,45 @@ class TeamServer:
                 self._pg("createdb", "-h", HOST, "-p", str(self.pg_port), "-U", DB_USER, name,
                          as_owner=False)
 
+    def _spawn_postgres(self, wait_s: float = 60) -> None:
+        """Run the postmaster as a child of this process (not through ``pg_ctl start``,
+        whose postmaster is a grandchild that nobody here can reap), in its own session,
+        and wait until it accepts connections. :meth:`stop` reaps it, so a process that
+        starts and stops the server leaves no ``[postgres] <defunct>`` behind.
+
+        Raises:
+            ServerError: it exited, or did not accept connections within ``wait_s`` s.
+        """
+        log_path = self.pgdata / "postgres.log"
+        log = open(log_path, "a")  # noqa: SIM115 (the child keeps it)
+        self._pg_proc = subprocess.Popen(
+            [*self._as_postgres(), str(postgres_bin() / "postgres"), "-D", str(self.pgdata),
+             "-p", str(self.pg_port), "-k", str(self.pgdata), "-c", f"listen_addresses={HOST}"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=self._env())
+        log.close()
+        deadline = time.monotonic() + wait_s
+        while self._pg("pg_isready", "-q", "-h", HOST, "-p", str(self.pg_port),
+                       check=False, as_owner=False).returncode != 0:
+            if self._pg_proc.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise ServerError(f"PostgreSQL did not start on {HOST}:{self.pg_port}; "
+                                  f"the end of {log_path}:\n{tail}")
+            time.sleep(0.2)
+
     # ---------------------------------------------------------------- mlflow
     def mlflow_pid(self) -> int | None:
-        """The server's process group id while any process of the group runs (its main
-        process, or workers left behind by a main process that died), else ``None``."""
+        """The server's process group id while any live process of the group runs (its
+        main process, or workers left behind by a main process that died), else ``None``."""
         try:
             pid = int(self.pid_file.read_text())
-            os.killpg(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ValueError):
             return None
+        return pid if self.group_processes() else None
 
     def group_processes(self) -> list[int]:
-        """The process ids of the server's process group (Linux ``/proc``)."""
+        """The live process ids of the server's process group (Linux ``/proc``; a zombie,
+        which has exited and waits for its parent to reap it, is not counted)."""
         try:
             pgid = int(self.pid_file.read_text())
         except (FileNotFoundError, ValueError):
@@ -204,7 +239,7 @@ class TeamServer:
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    if os.getpgid(int(entry.name)) == pgid:
+                    if os.getpgid(int(entry.name)) == pgid and _alive(int(entry.name)):
                         pids.append(int(entry.name))
                 except (ProcessLookupError, PermissionError):
                     continue
@@ -275,8 +310,9 @@ class TeamServer:
             for _ in range(60):
                 if self._proc is not None and self._proc.poll() is not None:
                     break  # started here: reaped, so it leaves no zombie
+                if not self.group_processes():  # only zombies left, if any: not ours to reap
+                    break
                 time.sleep(0.5)
-                os.killpg(pid, 0)
             else:
                 os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -297,27 +333,27 @@ class TeamServer:
         self._kill_mlflow()
         if self.postgres_running():
             self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+        if self._pg_proc is not None:  # started by this process: reap it
+            self._pg_proc.wait(timeout=60)
+            self._pg_proc = None
         if self.api_status(timeout=2) is not None:
             raise ServerError(f"stopped the server of {self.root}, but {self.tracking_uri} "
                               "still answers: another process serves that port")
 
     def status(self) -> dict[str, object]:
-        """What runs and answers, as found now: ``healthy`` only when the API answers 200,
-        ``/health`` does, and PostgreSQL runs."""
+        """What runs and answers, as found now: ``healthy`` only when all of it does: the
+        main process lives (not a zombie), the API answers 200, ``/health`` does, and
+        PostgreSQL runs. Workers that a dead main process left behind may still answer;
+        that server is not healthy (nothing restarts a worker that dies)."""
         pid = self.mlflow_pid()
-        main_alive = False
-        if pid is not None:
-            try:
-                os.kill(pid, 0)
-                main_alive = True
-            except ProcessLookupError:
-                pass
+        main_alive = pid is not None and _alive(pid)
         api, health, postgres = self.api_status(), self.healthy(), self.postgres_running()
         return {"tracking_uri": self.tracking_uri, "optuna_storage": self.optuna_storage,
                 "pgpass_file": str(self.pgpass_file), "mlflow_pid": pid,
                 "main_process": main_alive, "processes": len(self.group_processes()),
                 "api_status": api, "health": health, "postgres": postgres,
-                "healthy": api == 200 and health and postgres, "root": str(self.root)}
+                "healthy": main_alive and api == 200 and health and postgres,
+                "root": str(self.root)}
 
     # ---------------------------------------------------------------- backup
     def backup(self, out: str | os.PathLike[str]) -> Path:
