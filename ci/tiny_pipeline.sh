@@ -117,9 +117,11 @@ else
   start=$(date +%s)
   actionrec profile "$profile" --apply
   # Each stage appends the settings it reads and the actionrec modules it imports here
-  # (actionrec.config.record_reads); tests/test_stage_deps.py checks them against dvc.yaml.
+  # (tests/instruments/sitecustomize.py, which Python imports at start-up from PYTHONPATH);
+  # tests/test_stage_deps.py checks them against dvc.yaml.
   mkdir -p logs
   export ACTIONREC_PARAMS_LOG="$PWD/logs/params_read.jsonl"
+  export PYTHONPATH="$root/tests/instruments${PYTHONPATH:+:$PYTHONPATH}"
   # `dvc repro` in three steps: the data stages; then each architecture's chain
   # (extract_features -> train -> evaluate) as its own `dvc repro --single-item` (no
   # upstream stage: those are done, and checking them would lock their outputs), $jobs at
@@ -149,14 +151,18 @@ else
   }
   export -f chain
   read -ra archs <<< "$(python -c 'from actionrec.config import ARCHITECTURES; print(*ARCHITECTURES)')"
-  # Longest chain first (chain times of the 10-epoch tiny profile, two at a time:
-  # EfficientNetB7 133 s, ConvLSTM 84, InceptionV3 72, VGG16 63, LRCN 46), so that the
-  # longest does not start last and run alone; an architecture not listed here goes last.
-  read -ra longest_first <<< "$(python -c '
+  # Longest chain first, so that the longest does not start last and run alone: the order
+  # of the profile's `models:` in params.yaml (profiles.tiny lists them longest first);
+  # an architecture the profile does not list goes last.
+  read -ra longest_first <<< "$(python - "$profile" "${archs[@]}" <<'PY'
 import sys
-order = ["efficientnetb7_lstm", "convlstm", "inceptionv3_gru", "vgg16_bilstm", "lrcn"]
-print(*sorted(sys.argv[1:], key=lambda a: order.index(a) if a in order else len(order)))
-' "${archs[@]}")"
+import yaml
+profile, archs = sys.argv[1], sys.argv[2:]
+with open("params.yaml", encoding="utf-8") as fh:
+    listed = list(((yaml.safe_load(fh).get("profiles") or {}).get(profile) or {}).get("models") or {})
+print(*sorted(archs, key=lambda a: listed.index(a) if a in listed else len(listed)))
+PY
+)"
   failed=0
   # shellcheck disable=SC2016  # $1 is for the inner bash, not this one
   printf '%s\n' "${longest_first[@]}" | xargs -P "$jobs" -I{} bash -c 'chain "$1"' _ {} \

@@ -8,7 +8,6 @@ import http.server
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -17,22 +16,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-import actionrec  # noqa: F401  (first: its import hook keeps TensorFlow's start-up lines out)
-from actionrec.errors import ActionrecError
+from actionrec import native_logs
 from tests.helpers import (
     REPO,
     SMALL_SYNTH,
     FileServer,
     ci_work_dir,
     free_port,
+    postgres_or_skip,
     run_cmd,
     shared_path,
 )
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module imports Keras: TensorFlow's start-up lines stay out of the
+    output (importing actionrec changes nothing by itself; the tests switch this on)."""
+    native_logs.install()
+
 # JAX's persistent compilation cache (JAX docs, "Persistent compilation cache"), for every
-# JAX process of the tests (the JAX pass, the `actionrec` commands they start): `actionrec
-# train lrcn` under JAX (3 epochs, 10 clips per class) took 17 s with a cold cache, 10 s
-# with a warm one, and ended on the same weights bit for bit. Every program is kept
+# JAX process of the tests (the JAX pass, the `actionrec` commands they start; what it
+# saves: docs/benchmarks.md, "JAX's persistent compilation cache"). Every program is kept
 # (no minimum compile time or size); a size limit turns on JAX's file lock, so processes
 # that compile the same program at once (the multi-host test) never read a half-written
 # entry. The cache is keyed by program, JAX version and device: it never goes stale.
@@ -177,23 +181,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [needs[0], *others, *needs[1:]]
 
 
-def _postgres_or_skip() -> None:
-    from actionrec.server import postgres_bin
-
-    try:
-        postgres_bin()
-    except ActionrecError as err:
-        pytest.skip(str(err))
-    if os.geteuid() == 0 and (shutil.which("runuser") is None or subprocess.run(
-            ["id", "postgres"], capture_output=True).returncode != 0):
-        pytest.skip("running as root needs the postgres user and runuser to start PostgreSQL")
-
-
 @pytest.fixture(scope="module")
 def team_server() -> Iterator[object]:
     """PostgreSQL + ``mlflow server`` (served artifacts) in a folder the postgres user can
     reach (``/tmp``, not pytest's private tmp), stopped and removed afterwards."""
-    _postgres_or_skip()
+    postgres_or_skip()
     from actionrec.server import TeamServer
 
     root = Path(tempfile.mkdtemp(prefix="actionrec-team-"))

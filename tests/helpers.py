@@ -329,3 +329,20 @@ def synth_manifest(root: Path, val_fraction: float = 0.34) -> tuple:
     manifest, classes, _ = build_manifest(root / "ucfTrainTestlist", root / "UCF-101", 1, None,
                                           ["SitDown", "StandUp", "Wave"], val_fraction, 0)
     return manifest, classes
+
+
+def postgres_or_skip() -> None:
+    """Skip the test where PostgreSQL's programs are missing, or where running as root
+    lacks the ``postgres`` user or ``runuser`` to start it."""
+    import pytest
+
+    from actionrec.errors import ActionrecError
+    from actionrec.server import postgres_bin
+
+    try:
+        postgres_bin()
+    except ActionrecError as err:
+        pytest.skip(str(err))
+    if os.geteuid() == 0 and (shutil.which("runuser") is None or subprocess.run(
+            ["id", "postgres"], capture_output=True).returncode != 0):
+        pytest.skip("running as root needs the postgres user and runuser to start PostgreSQL")

@@ -101,3 +101,49 @@ def test_missing_or_broken_file(tmp_path):
     bad.write_text("data: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+
+
+def _second_defaults(model, raw: dict, prefix: str = "", default=None) -> list[str]:
+    """Every setting that ``raw`` (params.yaml) sets and whose schema default differs from
+    it: ``"key: schema default X, params.yaml Y"``. A nested section's default is its
+    parent's default instance where there is one (``LRCNSettings.augment``'s own), else
+    its class's field defaults."""
+    from pydantic import BaseModel
+    from pydantic_core import PydanticUndefined
+
+    out = []
+    for name, field in type(model).model_fields.items():
+        key = field.alias or name
+        if key not in raw:
+            continue
+        if default is not None:
+            d = getattr(default, name)
+        elif field.default is PydanticUndefined and field.default_factory is None:
+            d = PydanticUndefined  # required: params.yaml is the only owner
+        else:
+            d = field.get_default(call_default_factory=True)
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out += _second_defaults(value, raw[key], f"{prefix}{key}.",
+                                    d if isinstance(d, BaseModel) else None)
+        elif d is not PydanticUndefined and d != value:
+            out.append(f"{prefix}{key}: schema default {d!r}, params.yaml {value!r}")
+    return out
+
+
+def test_params_yaml_owns_every_value_it_sets(repo_params):
+    """A setting that params.yaml sets has no other default in the schema: required there,
+    or its default is params.yaml's value (code that builds settings without params.yaml,
+    e.g. tests, gets the real run's values). Drifted before: data.synthetic's groups,
+    test_groups, clips_per_group and max_frames (8, 2, 3, 60 against 10, 3, 4, 80)."""
+    raw = {k: v for k, v in repo_params.items() if k != "profiles"}
+    assert _second_defaults(parse_params(raw, source="params.yaml"), raw) == []
+
+
+def test_a_drifted_default_is_found(repo_params):
+    raw = copy.deepcopy({k: v for k, v in repo_params.items() if k != "profiles"})
+    raw["data"]["synthetic"]["groups"] = 12
+    raw["models"]["lrcn"]["augment"] = {"flip": False, "translation": 0.1, "zoom": 0.1}
+    assert _second_defaults(parse_params(raw, source="params.yaml"), raw) == [
+        "data.synthetic.groups: schema default 10, params.yaml 12",
+        "models.lrcn.augment.flip: schema default True, params.yaml False"]

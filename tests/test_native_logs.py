@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
 from actionrec.native_logs import has_nvidia_driver, is_noise
@@ -99,8 +101,8 @@ def test_a_process_whose_children_outlive_it_exits_without_waiting_for_them() ->
 
 def test_importing_tensorflow_through_actionrec_prints_no_startup_lines() -> None:
     """Real TensorFlow: its chatter is gone, a real warning still shows; opting out shows all."""
-    code = ("import actionrec, keras; keras.ops.zeros((2,)); "
-            "import warnings; warnings.warn('a real warning')")
+    code = ("from actionrec import native_logs; native_logs.install(); import keras; "
+            "keras.ops.zeros((2,)); import warnings; warnings.warn('a real warning')")
     quiet = _run(code).stderr
     assert "a real warning" in quiet
     assert not [line for line in quiet.splitlines() if is_noise(line, gpu_driver=False)]
@@ -111,7 +113,38 @@ def test_importing_tensorflow_through_actionrec_prints_no_startup_lines() -> Non
 
 def test_thread_settings_still_apply_after_the_quiet_import() -> None:
     """The hook's device lookup must not initialise the runtime (training sets threads)."""
-    out = _run("import actionrec, tensorflow as tf\n"
+    out = _run("from actionrec import native_logs; native_logs.install()\n"
+               "import tensorflow as tf\n"
                "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
                "print(tf.config.threading.get_intra_op_parallelism_threads())").stdout
     assert out.strip() == "1"
+
+
+def test_importing_the_package_and_every_module_changes_nothing_process_wide() -> None:
+    """``import actionrec`` installs no import hook and leaves descriptor 2 and the
+    environment's log settings alone; importing every submodule after it (Keras,
+    TensorFlow and MLflow with them) adds no hook of actionrec's and patches no class. The
+    entry points and the tests switch the filter on themselves."""
+    code = textwrap.dedent("""
+        import os, sys, pkgutil, importlib, json
+        def env():
+            return {k: v for k, v in os.environ.items() if k.startswith(("TF_", "ACTIONREC"))}
+        before, fd2, hooks = env(), os.fstat(2).st_ino, list(sys.meta_path)
+        import actionrec
+        package = {"hooks": [type(h).__module__ for h in sys.meta_path if h not in hooks],
+                   "env_same": env() == before, "fd2_same": os.fstat(2).st_ino == fd2}
+        for m in pkgutil.walk_packages(actionrec.__path__, "actionrec."):
+            importlib.import_module(m.name)
+        from actionrec.config import Params
+        print(json.dumps({**package, "patched": "__getattribute__" in vars(Params),
+                          "all_hooks": [type(h).__module__ for h in sys.meta_path
+                                        if h not in hooks]}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["hooks"] == [] and found["env_same"] and found["fd2_same"], found
+    assert not [h for h in found["all_hooks"] if h.startswith("actionrec")], found
+    assert not found["patched"], found

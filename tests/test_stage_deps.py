@@ -5,7 +5,7 @@ The import closure is read from the source by grimp (the engine of import-linter
 ``import`` counts, lazy ones inside functions too, with the ``__init__.py`` of each package
 on the way. What the tiny run really did is in its ``logs/params_read.jsonl``: the settings
 each stage read and the ``actionrec`` modules it imported
-(:func:`actionrec.config.record_reads`)."""
+(``tests/instruments/sitecustomize.py``, switched on there by the tiny run)."""
 
 from __future__ import annotations
 
@@ -400,17 +400,22 @@ class Conv3DSettings(ScratchSettings):
 
 
 @pytest.mark.slow
-def test_a_sixth_architecture_is_one_model_file_its_settings_and_a_params_section(
-        tiny_run, tmp_path):
+def test_adding_an_architecture_by_the_checklist(tiny_run, tmp_path):
+    """docs/models.md, "Adding an architecture", step by step on a copy of the tiny run:
+    (1) the model file, (2) its settings class, (3) its params.yaml section and its tiny
+    profile entry, (4) its image size in extract_frames' params; (5) without a baseline
+    the gate lists it as new. The rest follows: the architecture list, its three stages,
+    its chain, the comparison."""
     project = copy_project(tiny_run, tmp_path / "project")
     models = project / "src" / "actionrec" / "models"
-    (models / "conv3d.py").write_text(SIXTH_MODEL)
-    (models / "settings.py").write_text((models / "settings.py").read_text() + SIXTH_SETTINGS)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["models"]["conv3d"] = {"image_size": 32, "backbone": None, "epochs": 2,
-                                  "batch_size": 8}
+    (models / "conv3d.py").write_text(SIXTH_MODEL)  # 1
+    (models / "settings.py").write_text((models / "settings.py").read_text() + SIXTH_SETTINGS)  # 2
+    params = yaml.safe_load((project / "params.yaml").read_text())  # 3
+    section = {"image_size": 32, "backbone": None, "epochs": 2, "batch_size": 8}
+    params["models"]["conv3d"] = section
+    params["profiles"]["tiny"]["models"]["conv3d"] = section
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc_yaml = project / "dvc.yaml"  # extract_frames' list of the sizes it stores
+    dvc_yaml = project / "dvc.yaml"  # 4: extract_frames' list of the sizes it stores
     dvc_yaml.write_text(dvc_yaml.read_text().replace(
         "      - models.vgg16_bilstm.image_size\n",
         "      - models.vgg16_bilstm.image_size\n      - models.conv3d.image_size\n"))

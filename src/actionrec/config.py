@@ -104,11 +104,11 @@ class SyntheticSource(_Strict):
     """Procedural stick-figure videos written with OpenCV; see :mod:`actionrec.data.synthetic`."""
 
     actions: list[str] = Field(min_length=2)
-    groups: PositiveInt = 8
-    test_groups: PositiveInt = 2
-    clips_per_group: PositiveInt = 3
+    groups: PositiveInt = 10
+    test_groups: PositiveInt = 3
+    clips_per_group: PositiveInt = 4
     min_frames: PositiveInt = 40
-    max_frames: PositiveInt = 60
+    max_frames: PositiveInt = 80
     width: Annotated[int, Field(ge=32, le=1920)] = 160
     height: Annotated[int, Field(ge=32, le=1080)] = 120
     fps: Annotated[float, Field(gt=0, le=120)] = 25.0
@@ -535,18 +535,14 @@ def load_params(path: str | os.PathLike[str] = "params.yaml", stage: str | None 
     """Read and validate a params file.
 
     Args:
-        stage: the DVC stage this process runs (``train@lrcn``). With
-            ``$ACTIONREC_PARAMS_LOG`` set, the settings the stage then reads are appended
-            to that file when the process ends (:func:`record_reads`).
+        stage: the DVC stage this process runs (``train@lrcn``): nothing here uses it; the
+            tests' settings-read recorder (``tests/instruments/sitecustomize.py``), switched
+            on in the stages' processes by ``$ACTIONREC_PARAMS_LOG``, records under it.
 
     Raises:
         ConfigError: the file is missing, is not YAML, or holds an invalid value.
     """
-    params = parse_params(read_raw(path), source=str(path))
-    log = os.environ.get(PARAMS_LOG_ENV)
-    if stage and log:
-        record_reads(params, stage, Path(log))
-    return params
+    return parse_params(read_raw(path), source=str(path))
 
 
 #: Settings that change no result of any stage, so no stage declares them as a DVC param
@@ -557,66 +553,3 @@ def load_params(path: str | os.PathLike[str] = "params.yaml", stage: str | None 
 RESULT_NEUTRAL = ("mlflow.tracking_uri", "mlflow.ui_url", "mlflow.system_metrics_interval_s",
                   "train.loader_workers", "train.peer_timeout_s", "validate.workers",
                   "frames.workers", "data.download")
-
-#: Environment variable naming the params-read log (JSON lines) of :func:`record_reads`.
-PARAMS_LOG_ENV = "ACTIONREC_PARAMS_LOG"
-
-
-def record_reads(params: Params, stage: str, log: Path) -> None:
-    """Record which settings of ``params`` this process reads; append them to ``log``.
-
-    A test instrument (``ci/tiny_pipeline.sh`` sets ``$ACTIONREC_PARAMS_LOG``, and
-    ``tests/test_stage_deps.py`` compares each stage's reads with its ``params`` in
-    ``dvc.yaml``). Every field access on a settings object of ``params`` records its
-    dotted key (``models.lrcn.epochs``; aliases as in params.yaml, ``validate.min_fps``);
-    ``model_dump()`` of a section records the section's key (a read of all of it). At
-    exit one JSON line is appended: ``{"stage", "read": [keys], "modules": [the
-    actionrec modules imported]}``.
-    """
-    import atexit
-    import json
-    import sys
-
-    paths: dict[int, str] = {}
-    classes: set[type] = set()
-
-    def walk(model: BaseModel, prefix: str) -> None:
-        paths[id(model)] = prefix
-        classes.add(type(model))
-        for name, field in type(model).model_fields.items():
-            value = model.__dict__.get(name)
-            if isinstance(value, BaseModel):
-                if id(value) in paths:  # a default instance shared by two sections
-                    value = model.__dict__[name] = value.model_copy()
-                walk(value, f"{prefix}{field.alias or name}.")
-
-    walk(params, "")
-    read: set[str] = set()
-
-    for cls in classes:
-        fields = {name: field.alias or name for name, field in cls.model_fields.items()}
-        original_dump = cls.model_dump
-
-        def getattribute(self, name, _fields=fields):
-            value = object.__getattribute__(self, name)
-            prefix = paths.get(id(self))
-            if prefix is not None and name in _fields and not isinstance(value, BaseModel):
-                read.add(prefix + _fields[name])
-            return value
-
-        def model_dump(self, *args, _original=original_dump, **kwargs):
-            prefix = paths.get(id(self))
-            if prefix:
-                read.add(prefix.rstrip("."))
-            return _original(self, *args, **kwargs)
-
-        cls.__getattribute__ = getattribute
-        cls.model_dump = model_dump
-
-    def write() -> None:
-        modules = sorted(m for m in sys.modules if m == "actionrec" or m.startswith("actionrec."))
-        line = json.dumps({"stage": stage, "read": sorted(read), "modules": modules})
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    atexit.register(write)

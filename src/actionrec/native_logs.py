@@ -13,7 +13,7 @@ reach them::
 :func:`is_noise` names those lines. Two ways to drop them, both on the descriptor, so that
 C++ output is filtered as well as Python's and every other line passes on in order:
 
-- :func:`install` (run when the ``actionrec`` package is imported) adds an import hook:
+- :func:`install` (``tests/conftest.py`` calls it; so may a notebook) adds an import hook:
   the first ``import tensorflow`` of the process (``import keras`` makes it) and
   TensorFlow's first device lookup, where ``cuInit`` fails, run inside
   :func:`filtered_stderr`. Tests and notebooks get this.
@@ -171,6 +171,7 @@ def filter_process_stderr() -> None:
     ``ACTIONREC_NATIVE_LOGS=1``, or when called twice.
     """
     global _process_filter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if os.environ.get("ACTIONREC_NATIVE_LOGS") == "1" or _process_filter is not None:
         return
     gpu_driver = has_nvidia_driver()

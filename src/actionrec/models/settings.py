@@ -53,7 +53,8 @@ class AugmentOptions(BaseModel):
     shifts by up to that fraction of the frame height / width; ``zoom`` scales by up to
     that fraction in or out. Out-of-frame pixels are filled by reflection. The random
     flip and crop of clips is the usual recipe for UCF101 from scratch (Simonyan &
-    Zisserman 2014, two-stream; Wang et al. 2016, TSN). Off (all zero) by default; an
+    Zisserman 2014, two-stream; Wang et al. 2016, TSN). Off (all zero) unless the
+    architecture's settings class turns it on (LRCN, ConvLSTM); an
     architecture that trains on cached features cannot use it: the features are fixed.
     Applied by :class:`~actionrec.models.layers.ClipAugmentation`, a layer at the model's
     input that acts in training only.
@@ -121,6 +122,7 @@ class BackboneSettings(ArchSettings):
     """
 
     backbone: BackboneOptions = BackboneOptions()
+    batch_size: PositiveInt = 16
     standardize: bool = True
     fine_tune_learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-5
     units: list[PositiveInt] = Field(default=[16, 8], min_length=1)
@@ -154,6 +156,9 @@ class ScratchSettings(ArchSettings):
 class LRCNSettings(ScratchSettings):
     """LRCN (Donahue et al., CVPR 2015), from scratch: per-frame CNN + LSTM."""
 
+    epochs: PositiveInt = 70
+    early_stopping_patience: PositiveInt = 15
+    augment: AugmentOptions = AugmentOptions(flip=True, translation=0.1, zoom=0.1)
     filters: list[PositiveInt] = Field(default=[16, 32, 64], min_length=1)
     kernel_size: PositiveInt = 3
     pool_size: PositiveInt = 2
@@ -166,6 +171,7 @@ class LRCNSettings(ScratchSettings):
 class ConvLSTMSettings(ScratchSettings):
     """ConvLSTM (Shi et al., NeurIPS 2015) stack, from scratch."""
 
+    augment: AugmentOptions = AugmentOptions(flip=True, translation=0.1, zoom=0.1)
     filters: list[PositiveInt] = Field(default=[4, 8, 14, 16], min_length=1)
     kernel_size: PositiveInt = 3
     recurrent_dropout: Rate = 0.2
@@ -184,6 +190,8 @@ class InceptionV3GRUSettings(BackboneSettings):
 class EfficientNetB7LSTMSettings(BackboneSettings):
     """EfficientNetB7 + LSTM 16 -> LSTM 8."""
 
+    # 8 frames of 600 px per backbone call (32, the default, is for the smaller backbones)
+    backbone: BackboneOptions = BackboneOptions(feature_batch_size=8)
     cell: Literal["lstm"] = "lstm"
 
 
