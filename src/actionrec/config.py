@@ -257,21 +257,13 @@ class MlflowSettings(_Strict):
 
 
 class TrainSettings(_Strict):
-    """How ``train@<arch>`` uses the machine."""
+    """How ``train@<arch>`` uses the machine. What each value means: the comments of
+    ``train:`` in params.yaml; how ``distribute`` is done:
+    :func:`actionrec.training.distribution`."""
 
-    # auto: data-parallel over every local accelerator when there are two or more
-    # (Keras DataParallel under JAX, tf.distribute.MirroredStrategy under TensorFlow; the
-    # global batch is the model's batch_size times the devices); none: one device;
-    # multihost: one process per host, all running the same train command, data-parallel
-    # over every process's devices (Keras' JAX backend; actionrec/multihost.py).
     distribute: Literal["auto", "none", "multihost"] = "auto"
-    # multihost: seconds to wait for every process to join, and without heartbeats before
-    # a process counts as dead (the others then stop with an error).
     peer_timeout_s: Annotated[int, Field(ge=5)] = 60
-    # Threads that read stored clips ahead of the model: training and validation batches
-    # of the architectures trained on frames (Keras PyDataset workers, 2 batches queued per
-    # thread) and extract_features' chunks. 0 or 1: read in the loop, one batch at a time
-    # (Keras starts its threads from 2 on).
+    # 0 or 1: read in the loop, one batch at a time (Keras starts its threads from 2 on)
     loader_workers: NonNegInt = 2
 
 

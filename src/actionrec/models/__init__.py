@@ -5,11 +5,11 @@
     model = arch.build(settings, num_classes=5, sequence_length=20)   # frames -> probs
 
 An architecture with a ``backbone`` also gives ``build_head`` (cached features +
-mask -> probabilities) and ``assemble`` (backbone + trained head -> the whole
-network on frames), so a frozen backbone runs once (``extract_features``) while the
-saved model still takes raw frames. The tables live in the leaf module
-:mod:`actionrec.models.registry`, which also says how to add an architecture. This
-package knows nothing of files or MLflow.
+mask -> probabilities), and its ``build`` takes ``head=`` (a trained head) to make the
+whole network on frames around it, so a frozen backbone runs once (``extract_features``)
+while the saved model still takes raw frames. The tables live in the leaf module
+:mod:`actionrec.models.registry`. How to add an architecture: docs/models.md, "Adding an
+architecture". This package knows nothing of files or MLflow.
 """
 
 from __future__ import annotations

@@ -15,10 +15,8 @@ Settings and build code are kept apart on purpose: every stage validates the who
 architecture import its model file. An edit to ``models/lrcn.py`` then reruns
 ``train@lrcn`` and nothing of the other four (``dvc.yaml`` lists each stage's modules).
 
-Adding an architecture: a model file ``models/<name>.py`` that calls :func:`register`,
-a settings class in ``models/settings.py`` decorated with ``@settings_for("<name>")``,
-and a ``models.<name>`` section in ``params.yaml`` (``dvc.yaml`` iterates over that
-section, so it needs no edit).
+Adding an architecture: the checklist of docs/models.md, "Adding an architecture" (a
+test follows it step by step).
 """
 
 from __future__ import annotations
