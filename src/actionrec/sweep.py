@@ -259,7 +259,7 @@ class Worker:
         from mlflow import MlflowClient
 
         from actionrec.pipeline.evaluate import evaluate
-        from actionrec.training import train_architecture
+        from actionrec.training import RunHooks, TrainPaths, train_architecture
 
         if SLOT_ATTR not in trial.user_attrs:
             raise _NoSlotLeft(f"trial {trial.number}: every slot of the study was taken")
@@ -281,12 +281,14 @@ class Worker:
         parent = trial.study.user_attrs[PARENT_ATTR]
         try:
             meta = train_architecture(
-                self.arch, cfg, self.classes, self.frames, self.features, trial_dir / "model",
-                trial_dir / "work", manifest=self.manifest, uri=self.uri, callbacks=[prune],
-                extra_tags={"mlflow.parentRunId": parent,
-                            "sweep.study": trial.study.study_name,
-                            "sweep.trial": str(trial.number)},
-                run_name=f"trial {trial.number}")
+                self.arch, cfg, self.classes,
+                TrainPaths(self.frames, self.features, trial_dir / "model", trial_dir / "work",
+                           manifest=self.manifest),
+                uri=self.uri,
+                hooks=RunHooks(callbacks=[prune], name=f"trial {trial.number}",
+                               tags={"mlflow.parentRunId": parent,
+                                     "sweep.study": trial.study.study_name,
+                                     "sweep.trial": str(trial.number)}))
             run_id = meta["mlflow_run_id"]
             trial.set_user_attr("mlflow_run_id", run_id)
             client = MlflowClient(self.uri)
@@ -352,6 +354,68 @@ def open_storage(url: str, attempts: int = 5, **kwargs: Any) -> Any:
     return optuna.storages.RDBStorage(url, **kwargs)
 
 
+def _check_joinable(study: Any, name: str, mine: dict[str, Any], storage_url: str,
+                    wait_s: float) -> None:
+    """Wait until the study's creator has made it ready (its MLflow parent run is set),
+    then check that it was started with ``mine`` (architecture, space, N).
+
+    Raises:
+        ActionrecError: not ready within ``wait_s`` s (its creator failed).
+        ConfigError: it was started with other settings (each difference named).
+    """
+    deadline = time.monotonic() + wait_s
+    while PARENT_ATTR not in study.user_attrs:  # its creator is still setting it up
+        if time.monotonic() > deadline:
+            raise ActionrecError(
+                f"study {name!r} in {redact(storage_url)} was never made ready (no MLflow "
+                f"parent run after {wait_s:.0f} s): its creator failed; delete the study "
+                f"(`optuna delete-study --study-name {name} --storage URL`) and start "
+                "again") from None
+        time.sleep(1)
+    theirs = {k: study.user_attrs.get(k) for k in mine}
+    if theirs != mine:
+        diff = ", ".join(f"{k}: study {theirs[k]!r}, here {mine[k]!r}"
+                         for k in mine if theirs[k] != mine[k])
+        raise ConfigError(f"study {name!r} was started with other settings ({diff}); "
+                          "run the same command and params, or name another study "
+                          "(--study or sweep.study)") from None
+
+
+def _set_up_study(study: Any, name: str, params: Params, arch: str, n_trials: int,
+                  dims: list[Dimension], space: dict[str, Any], uri: str, root: Path,
+                  storage_url: str) -> str:
+    """A new study's set-up: its MLflow parent run (with the sweep's settings as params),
+    its attributes, and its ``n_trials`` slots (``sweep.enqueue`` points first); the
+    parent run's id is set last, which makes the study ready to join. Returns that id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    from actionrec.tracking import store
+
+    s = params.sweep
+    experiment_id = store.setup(uri, params.experiment_name(), root)
+    client = MlflowClient(uri)
+    parent = client.create_run(
+        experiment_id, run_name=f"sweep {name}",
+        tags={"sweep.study": name, "sweep.architecture": arch,
+              "sweep.storage": redact(storage_url)}).info.run_id
+    logged = {"architecture": arch, "trials": n_trials, "metric": s.metric,
+              "direction": s.direction, "pruner": s.pruner,
+              "enqueue": json.dumps(space["enqueue"]),
+              **{f"space.{d.key}": json.dumps(space[d.path]) for d in dims}}
+    client.log_batch(parent, params=[Param(k, str(v)) for k, v in logged.items()])
+    study.set_user_attr("architecture", arch)
+    study.set_user_attr("space", space)
+    study.set_user_attr(TRIALS_ATTR, n_trials)
+    by_key = {d.key: d for d in dims}
+    for slot in range(n_trials):
+        first = s.enqueue[slot] if slot < len(s.enqueue) else {}
+        study.enqueue_trial({k: _coded(by_key[k], v) for k, v in first.items()},
+                            user_attrs={SLOT_ATTR: slot})
+    study.set_user_attr(PARENT_ATTR, parent)  # last: the study is ready to join
+    return parent
+
+
 def _open_study(name: str, storage: Any, params: Params, arch: str, n_trials: int,
                 dims: list[Dimension], uri: str, root: Path, storage_url: str,
                 wait_s: float = 120) -> Any:
@@ -362,10 +426,6 @@ def _open_study(name: str, storage: Any, params: Params, arch: str, n_trials: in
         ActionrecError: its creator never finished setting it up (within ``wait_s``).
     """
     import optuna
-    from mlflow import MlflowClient
-    from mlflow.entities import Param
-
-    from actionrec.tracking import store
 
     s = params.sweep
 
@@ -386,48 +446,14 @@ def _open_study(name: str, storage: Any, params: Params, arch: str, n_trials: in
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner,
                                   sampler=sampler(hash((s.seed, socket.gethostname(),
                                                         os.getpid())) % 2**32))
-        deadline = time.monotonic() + wait_s
-        while PARENT_ATTR not in study.user_attrs:  # its creator is still setting it up
-            if time.monotonic() > deadline:
-                raise ActionrecError(
-                    f"study {name!r} in {redact(storage_url)} was never made ready (no MLflow "
-                    f"parent run after {wait_s:.0f} s): its creator failed; delete the study "
-                    f"(`optuna delete-study --study-name {name} --storage URL`) and start "
-                    "again") from None
-            time.sleep(1)
-        attrs = study.user_attrs
-        mine = {"architecture": arch, "space": space, TRIALS_ATTR: n_trials}
-        theirs = {k: attrs.get(k) for k in mine}
-        if theirs != mine:
-            diff = ", ".join(f"{k}: study {theirs[k]!r}, here {mine[k]!r}"
-                             for k in mine if theirs[k] != mine[k])
-            raise ConfigError(f"study {name!r} was started with other settings ({diff}); "
-                              "run the same command and params, or name another study "
-                              "(--study or sweep.study)") from None
+        _check_joinable(study, name, {"architecture": arch, "space": space,
+                                      TRIALS_ATTR: n_trials}, storage_url, wait_s)
         print(f"sweep: joined study {name!r} ({n_trials} trials) in {redact(storage_url)}",
               flush=True)
         return study
     try:
-        experiment_id = store.setup(uri, params.experiment_name(), root)
-        client = MlflowClient(uri)
-        parent = client.create_run(
-            experiment_id, run_name=f"sweep {name}",
-            tags={"sweep.study": name, "sweep.architecture": arch,
-                  "sweep.storage": redact(storage_url)}).info.run_id
-        logged = {"architecture": arch, "trials": n_trials, "metric": s.metric,
-                  "direction": s.direction, "pruner": s.pruner,
-                  "enqueue": json.dumps(space["enqueue"]),
-                  **{f"space.{d.key}": json.dumps(space[d.path]) for d in dims}}
-        client.log_batch(parent, params=[Param(k, str(v)) for k, v in logged.items()])
-        study.set_user_attr("architecture", arch)
-        study.set_user_attr("space", space)
-        study.set_user_attr(TRIALS_ATTR, n_trials)
-        by_key = {d.key: d for d in dims}
-        for slot in range(n_trials):
-            first = s.enqueue[slot] if slot < len(s.enqueue) else {}
-            study.enqueue_trial({k: _coded(by_key[k], v) for k, v in first.items()},
-                                user_attrs={SLOT_ATTR: slot})
-        study.set_user_attr(PARENT_ATTR, parent)  # last: the study is ready to join
+        parent = _set_up_study(study, name, params, arch, n_trials, dims, space, uri, root,
+                               storage_url)
     except BaseException:
         # never leave a study that workers would wait on forever
         optuna.delete_study(study_name=name, storage=storage)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -293,34 +293,213 @@ def _example_probs(model: Any, clip: np.ndarray, replicas: int) -> np.ndarray:
     return model.predict(np.repeat(clip, replicas, axis=0), verbose=0)[:1]
 
 
-def train_architecture(name: str, params: Params, classes: list[str], frames_root: Path,
-                       features_root: Path, out_dir: Path, work_dir: Path,
-                       root: Path = Path("."), progress: bool = True,
-                       manifest: Path | None = None, uri: str | None = None,
-                       callbacks: list[keras.callbacks.Callback] | None = None,
-                       extra_tags: dict[str, str] | None = None,
-                       run_name: str | None = None) -> dict[str, Any]:
-    """Train architecture ``name``; write ``out_dir/{model.keras, history.csv, meta.json,
-    mlflow_run.json}`` and log the run to MLflow.
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where one training reads and writes.
 
-    Args:
+    Attributes:
         frames_root: ``data/frames`` (holds ``<image_size>/``).
         features_root: ``data/features`` (holds ``<name>/`` for backbone architectures).
+        out_dir: ``models/<arch>``: model.keras, history.csv, meta.json, the MLflow run.
         work_dir: resumable state (``models/.resume/<arch>``: the last finished epoch's
             state (:mod:`actionrec.checkpoint`), the history so far, the MLflow run id,
-            the run's fingerprint); resumed only by the same settings, inputs
-            and code (:mod:`actionrec.resume`), emptied after a successful run. In a
-            multi-host job (:mod:`actionrec.multihost`) only process 0 uses it; the
-            others train from a private copy, and neither write ``out_dir`` nor log.
+            the run's fingerprint); resumed only by the same settings, inputs and code
+            (:mod:`actionrec.resume`), emptied after a successful run. In a multi-host job
+            (:mod:`actionrec.multihost`) only process 0 uses it; the others train from a
+            private copy, and neither write ``out_dir`` nor log.
         root: repository root (MLflow's default store and ``dvc.lock`` live there).
         manifest: ``data/manifest.csv``, logged with the store as the run's MLflow
             datasets (:func:`actionrec.tracking.lineage.log_data_inputs`); ``None``: not
             logged.
+    """
+
+    frames_root: Path
+    features_root: Path
+    out_dir: Path
+    work_dir: Path
+    root: Path = Path(".")
+    manifest: Path | None = None
+
+
+@dataclass
+class RunHooks:
+    """What a caller adds to a training (a sweep's trial): Keras ``callbacks`` after the
+    recipe's own (pruning), MLflow ``tags`` of the run (``mlflow.parentRunId``, the
+    trial), and the run's ``name`` (default: the architecture)."""
+
+    callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+
+
+@dataclass
+class Prepared:
+    """One architecture ready to fit (:func:`prepare`): its settings ``s``, the data, the
+    compiled model, and how training spreads over the devices."""
+
+    name: str
+    arch: Any  # actionrec.models.registry.Architecture
+    s: Any  # its settings (actionrec.models.settings)
+    classes: list[str]
+    sequence_length: int
+    frames: Path  # the frame store of its image size
+    store: Path  # what it trains on: the frame store, or its feature store
+    spread: Distribution
+    global_batch: int
+    data: TrainData
+    model: keras.Model
+
+    @property
+    def uses_features(self) -> bool:
+        return self.s.trains_on_features
+
+    @property
+    def monitor(self) -> str:
+        """What the learning-rate reduction and early stopping watch."""
+        return "val_loss" if self.data.val is not None else "loss"
+
+
+def prepare(name: str, params: Params, classes: list[str], paths: TrainPaths,
+            job: multihost.Job) -> Prepared:
+    """The recipe's first steps: seeds, the devices, the data (this process's share in a
+    multi-host job), the model (the head alone where it trains on cached features),
+    compiled with Adam."""
+    arch, s = get_architecture(name), params.models.get(name)
+    t, c = params.frames.sequence_length, len(classes)
+    frames = frames_dir(paths.frames_root, s.image_size)
+    set_determinism(params.seed)
+    spread = distribution(params.train.distribute)
+    global_batch = s.batch_size * spread.replicas
+    share = {"shard": (job.process_id, job.num_processes), "devices": spread.replicas}
+    if spread.replicas > 1:
+        print(f"train@{name}: data-parallel, {spread.description}; global batch "
+              f"{global_batch} ({s.batch_size} per device)", flush=True)
+    with spread.scope():
+        if s.trains_on_features:
+            store = paths.features_root / name
+            data = _feature_data(store, frames, c, global_batch, params.seed, share)
+            model = build_feature_head(arch, s, c, t, data.train.features, data.train.mask)
+            lr = s.learning_rate
+        else:
+            store = frames
+            fine_tune = arch.backbone is not None  # the model resizes frames itself
+            data = _frame_data(frames, c, global_batch, params.seed,
+                               params.train.loader_workers, enlarge=not fine_tune, share=share)
+            model = arch.build(s, c, t)
+            lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
+        keras.utils.set_random_seed(params.seed)
+        compile_model(model, lr, s.beta_1, s.beta_2, c)
+    return Prepared(name, arch, s, classes, t, frames, store, spread, global_batch, data, model)
+
+
+def run_fingerprint(p: Prepared, params: Params, job: multihost.Job,
+                    manifest: Path | None) -> dict[str, Any]:
+    """What identifies this training (:func:`actionrec.resume.fingerprint`): the settings
+    that change its result, its inputs, and the code of every imported actionrec module
+    (call it once the model is built: by then the run has imported all it uses)."""
+    from actionrec.tracking import runs
+
+    return resume.fingerprint(
+        {**runs.flatten(f"models.{p.name}", p.s.model_dump(mode="json")), "seed": params.seed,
+         **{f"frames.{k}": getattr(params.frames, k)
+            for k in ("sequence_length", "sampling", "short_clip", "crop")},
+         "train.distribute": params.train.distribute, "replicas": p.spread.replicas,
+         "processes": job.num_processes,
+         "mlflow.experiment": params.experiment_name(), "classes": p.classes},
+        [p.frames, *([p.store] if p.uses_features else []), *([manifest] if manifest else [])])
+
+
+def claim_state(work_dir: Path, fp: dict[str, Any], job: multihost.Job, name: str,
+                uri: str) -> tuple[str | None, Path]:
+    """Resume: on process 0, keep ``work_dir`` when it holds this same run's state (and
+    return the MLflow run it was logging to), else empty it, say why, and end its MLflow
+    run as KILLED; then give every process the state (:func:`multihost.share_state`).
+    Returns (the MLflow run id to resume, or ``None``; this process's state folder)."""
+    run_file = work_dir / "mlflow_run_id"
+    run_id = None
+    if job.is_chief:
+        run_id = run_file.read_text().strip() if run_file.is_file() else None
+        reason = resume.claim(work_dir, fp)
+        if reason:
+            print(f"train@{name}: not resuming the interrupted run in {work_dir} ({reason}); "
+                  "training starts afresh", flush=True)
+            if run_id:  # never left RUNNING: it will not be resumed
+                from actionrec.tracking import runs
+
+                runs.end_run(uri, run_id, "KILLED")
+            run_id = None
+    return run_id, multihost.share_state(work_dir, job, name)
+
+
+def run_tags(p: Prepared, params: Params, root: Path, hooks: RunHooks) -> dict[str, str]:
+    """The MLflow run's tags: architecture, DVC stage and experiment, profile, git commit,
+    the design line, the Keras backend and devices, and the caller's (``hooks.tags``)."""
+    from actionrec.tracking import runs
+
+    tags = {"architecture": p.name, "dvc_stage": f"train@{p.name}", "profile": params.profile,
+            "git_commit": runs.git_commit(root), "design": p.arch.design,
+            **runtime_info()}  # Keras version, backend and its version, devices
+    if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run`: the experiment's name in `dvc exp show`
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return {**tags, **hooks.tags}
+
+
+def run_params(p: Prepared, params: Params, job: multihost.Job) -> dict[str, Any]:
+    """The MLflow run's params: the architecture's settings and ``frames.*`` flattened, and
+    what the run was (classes, split sizes, data source, devices, global batch)."""
+    from actionrec.tracking import runs
+
+    return {
+        **runs.flatten("model", p.s.model_dump(mode="json")),
+        **runs.flatten("frames", params.frames.model_dump(mode="json")),
+        "architecture": p.name, "seed": params.seed, "num_classes": len(p.classes),
+        "classes": ",".join(p.classes), "n_train": p.data.n_train, "n_val": p.data.n_val,
+        "trains_on": "features" if p.uses_features else "frames",
+        "data.source": params.data.source, "data.split": params.data.split,
+        "profile": params.profile, "train.distribute": params.train.distribute,
+        "replicas": p.spread.replicas, "global_batch_size": p.global_batch,
+        **({"processes": job.num_processes} if job.num_processes > 1 else {}),
+    }
+
+
+def save_outputs(p: Prepared, params: Params, model: keras.Model, history: pd.DataFrame,
+                 out_dir: Path, run_id: str) -> tuple[keras.Model, ModelMeta]:
+    """Write ``out_dir/{model.keras, history.csv, meta.json}``, each atomically; the saved
+    model is the whole network on uint8 frames (backbone + the trained head where it
+    trained on features). Returns it and its :class:`ModelMeta`."""
+    with p.spread.scope():
+        full = p.arch.build(p.s, len(p.classes), p.sequence_length, head=model) \
+            if p.uses_features else model
+    model_path, tmp = out_dir / "model.keras", out_dir / ".model.tmp.keras"
+    with writing(model_path):
+        full.save(tmp)
+        tmp.replace(model_path)
+    write_csv(out_dir / "history.csv", history)
+    meta = ModelMeta(
+        architecture=p.name, classes=p.classes, num_classes=len(p.classes),
+        sequence_length=p.sequence_length, image_size=p.s.image_size,
+        sampling=params.frames.sampling, short_clip=params.frames.short_clip,
+        crop=params.frames.crop, trained_on="features" if p.uses_features else "frames",
+        epochs_trained=len(history), seed=params.seed, mlflow_run_id=run_id,
+        mlflow_experiment=params.experiment_name(), parameters=int(full.count_params()))
+    meta.write(out_dir)
+    return full, meta
+
+
+def train_architecture(name: str, params: Params, classes: list[str], paths: TrainPaths,
+                       progress: bool = True, uri: str | None = None,
+                       hooks: RunHooks | None = None) -> dict[str, Any]:
+    """Train architecture ``name`` as the keras-io recipe does — data, model, callbacks,
+    fit, save — and log it to MLflow; write ``paths.out_dir/{model.keras, history.csv,
+    meta.json, mlflow_run.json}``. Resume (:func:`claim_state`), multi-host
+    (:func:`_fit_as_peer`, :func:`fit_recipe`) and MLflow (:func:`run_tags`,
+    :func:`run_params`, :mod:`actionrec.tracking`) each live in their own function.
+
+    Args:
+        classes: the class names, in label order.
         uri: the tracking URI, resolved once by the stage
             (:func:`actionrec.tracking.store.tracking_uri`; ``None``: resolved here).
-        callbacks: more Keras callbacks, after the recipe's own (a sweep's pruning).
-        extra_tags: more MLflow tags of the run (a sweep's ``mlflow.parentRunId``, trial).
-        run_name: the MLflow run's name (default: the architecture).
+        hooks: what a caller adds (a sweep's pruning callback, tags, run name).
 
     Returns:
         The ``meta.json`` content (classes, input contract, run id, epochs trained); on a
@@ -331,126 +510,44 @@ def train_architecture(name: str, params: Params, classes: list[str], frames_roo
 
     # store.setup, below, refuses a server that is down (check_reachable) before fit;
     # the `train` stage checks it before anything else is loaded.
-    uri = uri or store.tracking_uri(params.mlflow.tracking_uri, root)
-    arch = get_architecture(name)
-    s = params.models.get(name)
-    t, c = params.frames.sequence_length, len(classes)
-    frames = frames_dir(frames_root, s.image_size)
-    uses_features = s.trains_on_features
+    uri = uri or store.tracking_uri(params.mlflow.tracking_uri, paths.root)
+    hooks = hooks or RunHooks()
     job = multihost.current()
     if job.is_chief:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        paths.out_dir.mkdir(parents=True, exist_ok=True)
 
-    set_determinism(params.seed)
-    spread = distribution(params.train.distribute)
-    global_batch = s.batch_size * spread.replicas
-    share = {"shard": (job.process_id, job.num_processes), "devices": spread.replicas}
-    if spread.replicas > 1:
-        print(f"train@{name}: data-parallel, {spread.description}; global batch "
-              f"{global_batch} ({s.batch_size} per device)", flush=True)
-    with spread.scope():
-        if uses_features:
-            data = _feature_data(features_root / name, frames, c, global_batch, params.seed,
-                                 share)
-            model = build_feature_head(arch, s, c, t, data.train.features, data.train.mask)
-            lr = s.learning_rate
-        else:
-            fine_tune = arch.backbone is not None  # the model resizes frames itself
-            data = _frame_data(frames, c, global_batch, params.seed,
-                               params.train.loader_workers, enlarge=not fine_tune, share=share)
-            model = arch.build(s, c, t)
-            lr = s.fine_tune_learning_rate if fine_tune else s.learning_rate
-        keras.utils.set_random_seed(params.seed)
-        compile_model(model, lr, s.beta_1, s.beta_2, c)
-
-    # Resume only the run these settings, inputs and code started (actionrec.resume): the
-    # model is built by now, so every module the run uses is imported.
-    fp = resume.fingerprint(
-        {**runs.flatten(f"models.{name}", s.model_dump(mode="json")), "seed": params.seed,
-         **{f"frames.{k}": getattr(params.frames, k)
-            for k in ("sequence_length", "sampling", "short_clip", "crop")},
-         "train.distribute": params.train.distribute, "replicas": spread.replicas,
-         "processes": job.num_processes,
-         "mlflow.experiment": params.experiment_name(), "classes": classes},
-        [frames, *([features_root / name] if uses_features else []),
-         *([manifest] if manifest else [])])
-    run_file = work_dir / "mlflow_run_id"
-    run_id = None
-    if job.is_chief:
-        run_id = run_file.read_text().strip() if run_file.is_file() else None
-        reason = resume.claim(work_dir, fp)
-        if reason:
-            print(f"train@{name}: not resuming the interrupted run in {work_dir} ({reason}); "
-                  "training starts afresh", flush=True)
-            if run_id:  # never left RUNNING: it will not be resumed
-                runs.end_run(uri, run_id, "KILLED")
-            run_id = None
-    own = multihost.share_state(work_dir, job, name)  # the chief's state, on every process
-
-    monitor = "val_loss" if data.val is not None else "loss"
-    fit_callbacks = [*recipe(s, monitor, own / "state", name, data.train,
-                             uri if job.is_chief else None), *(callbacks or [])]
+    p = prepare(name, params, classes, paths, job)  # data, model
+    run_id, state = claim_state(paths.work_dir, run_fingerprint(p, params, job, paths.manifest),
+                                job, name, uri)  # resume only the run these settings started
+    callbacks = [*recipe(p.s, p.monitor, state / "state", name, p.data.train,
+                         uri if job.is_chief else None), *hooks.callbacks]
     if not job.is_chief:
-        return _fit_as_peer(model, data, s.epochs, fit_callbacks, own, job, name, progress)
-    store.setup(uri, params.experiment_name(), root)
-    tags = {"architecture": name, "dvc_stage": f"train@{name}", "profile": params.profile,
-            "git_commit": runs.git_commit(root), "design": arch.design,
-            **runtime_info()}  # Keras version, backend and its version, devices
-    if os.environ.get("DVC_EXP_NAME"):  # `dvc exp run`: the experiment's name in `dvc exp show`
-        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    tags.update(extra_tags or {})
-    with runs.training_run(run_name or name, run_id, tags,
+        return _fit_as_peer(p.model, p.data, p.s.epochs, callbacks, state, job, name, progress)
+
+    store.setup(uri, params.experiment_name(), paths.root)
+    tags, logged = run_tags(p, params, paths.root, hooks), run_params(p, params, job)
+    splits = ["train", "val"] if p.data.n_val else ["train"]
+    inputs = None if paths.manifest is None else {
+        "manifest": str(paths.manifest), "splits": splits, "store": str(p.store)}
+    with runs.training_run(hooks.name or name, run_id, tags,
                            params.mlflow.system_metrics_interval_s) as run:
-        run_file.write_text(run.info.run_id)
-
-        data_store = features_root / name if uses_features else frames
-        inputs = None if manifest is None else {
-            "manifest": str(manifest), "splits": ["train", "val"] if data.n_val else ["train"],
-            "store": str(data_store)}
-        run_params = {
-            **runs.flatten("model", s.model_dump(mode="json")),
-            **runs.flatten("frames", params.frames.model_dump(mode="json")),
-            "architecture": name, "seed": params.seed, "num_classes": c,
-            "classes": ",".join(classes), "n_train": data.n_train, "n_val": data.n_val,
-            "trains_on": "features" if uses_features else "frames",
-            "data.source": params.data.source, "data.split": params.data.split,
-            "profile": params.profile, "train.distribute": params.train.distribute,
-            "replicas": spread.replicas, "global_batch_size": global_batch,
-            **({"processes": job.num_processes} if job.num_processes > 1 else {}),
-        }
-        if run_id is None:
+        (paths.work_dir / "mlflow_run_id").write_text(run.info.run_id)
+        if run_id is None:  # a new run: its datasets and params (a resumed one has them)
             if inputs is not None:
-                lineage.log_data_inputs(manifest, inputs["splits"], data_store, root=root)
-            runs.log_params(run_params)
-        model, hist = fit_recipe(model, data, s.epochs, fit_callbacks, job, name, progress)
-        spread.close()
-
-        with spread.scope():
-            full = arch.build(s, c, t, head=model) if uses_features else model
-        model_path = out_dir / "model.keras"
-        tmp = out_dir / ".model.tmp.keras"
-        with writing(model_path):
-            full.save(tmp)
-            tmp.replace(model_path)
-        write_csv(out_dir / "history.csv", hist)
-        epochs = len(hist)
-        meta = ModelMeta(
-            architecture=name, classes=classes, num_classes=c, sequence_length=t,
-            image_size=s.image_size, sampling=params.frames.sampling,
-            short_clip=params.frames.short_clip, crop=params.frames.crop,
-            trained_on="features" if uses_features else "frames", epochs_trained=epochs,
-            seed=params.seed, mlflow_run_id=run.info.run_id,
-            mlflow_experiment=params.experiment_name(), parameters=int(full.count_params()),
-        )
-        meta.write(out_dir)
-        probs = _example_probs(full, data.example_clip, spread.replicas)
+                lineage.log_data_inputs(paths.manifest, splits, p.store, root=paths.root)
+            runs.log_params(logged)
+        model, history = fit_recipe(p.model, p.data, p.s.epochs, callbacks, job, name,
+                                    progress)
+        p.spread.close()
+        full, meta = save_outputs(p, params, model, history, paths.out_dir, run.info.run_id)
+        probs = _example_probs(full, p.data.example_clip, p.spread.replicas)
         registered = f"{runs.MODEL_PREFIX}{name}" if params.mlflow.register_models else None
         # Everything the run needs is on disk before the final logging: with the server
         # gone, `actionrec track <out_dir>` logs it later without training again.
-        recovery.write_pending(out_dir, uri=uri, experiment=params.experiment_name(),
+        recovery.write_pending(paths.out_dir, uri=uri, experiment=params.experiment_name(),
                                run_id=run.info.run_id, arch=name, registered=registered,
-                               params=run_params, tags=tags, inputs=inputs,
-                               example=data.example_clip, probs=probs, classes=classes)
-        resume.clear(work_dir)  # training is done; never repeat it
-        recovery.finish_run(out_dir, uri, root)
+                               params=logged, tags=tags, inputs=inputs,
+                               example=p.data.example_clip, probs=probs, classes=classes)
+        resume.clear(paths.work_dir)  # training is done; never repeat it
+        recovery.finish_run(paths.out_dir, uri, paths.root)
     return meta.model_dump(mode="json")

@@ -65,12 +65,12 @@ def train(params: str, arch: str, classes: str, frames: str, features: str, out:
 def _train(arch: str, cfg, classes: str, frames: str, features: str, out: str, work: str,
            manifest: str | None, uri: str) -> dict[str, Any]:
     from actionrec.runtime import print_runtime
-    from actionrec.training import train_architecture
+    from actionrec.training import TrainPaths, train_architecture
 
     print_runtime(f"train@{arch}")
-    meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), Path(frames),
-                              Path(features), Path(out), Path(work) / arch,
-                              manifest=Path(manifest) if manifest else None, uri=uri)
+    paths = TrainPaths(Path(frames), Path(features), Path(out), Path(work) / arch,
+                       manifest=Path(manifest) if manifest else None)
+    meta = train_architecture(arch, cfg, json.loads(Path(classes).read_text()), paths, uri=uri)
     run = meta.get("mlflow_run_id")
     print(f"train@{arch}: {meta['epochs_trained']} epochs, {meta['parameters']:,} parameters, "
           + (f"MLflow run {run}" if run else "the model and its MLflow run are process 0's"))

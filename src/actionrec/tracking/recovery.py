@@ -59,6 +59,31 @@ def _run_context(run_id: str):
             yield run
 
 
+def _log_what_the_run_lacks(client, run, params: dict[str, Any], history: Path) -> None:
+    """Log into ``run`` the ``params`` it does not have, and each epoch of ``history``
+    (``history.csv``; step = epoch) that its metric lacks: a resumed or half-logged run
+    gets the rest, and nothing twice."""
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    run_id = run.info.run_id
+    missing = [Param(k, v) for k, v in params.items() if k not in run.data.params]
+    for i in range(0, len(missing), 100):
+        client.log_batch(run_id, params=missing[i:i + 100])
+    hist = pd.read_csv(history)
+    now = int(time.time() * 1000)
+    metrics = []
+    for column in hist.columns.drop("epoch"):
+        key = metric_name(column)
+        have = {m.step for m in client.get_metric_history(run_id, key)}
+        metrics += [Metric(key, float(v), now, int(e))
+                    for e, v in zip(hist["epoch"], hist[column], strict=True)
+                    if int(e) not in have and pd.notna(v)]
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+
+
 def finish_run(model_dir: Path, uri: str | None = None, root: Path = Path(".")) -> dict[str, Any]:
     """Log a trained model's run from its folder; what the server already has is kept.
 
@@ -79,12 +104,9 @@ def finish_run(model_dir: Path, uri: str | None = None, root: Path = Path(".")) 
         TrackingUnavailable: the server does not answer (nothing in ``model_dir`` is lost).
         ActionrecError: ``model_dir`` has no pending run.
     """
-    import time
-
     import mlflow
     import requests
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
     from actionrec.errors import ActionrecError, TrackingUnavailable
@@ -114,20 +136,7 @@ def finish_run(model_dir: Path, uri: str | None = None, root: Path = Path(".")) 
             run_id = client.create_run(experiment_id, tags=rec["tags"],
                                        run_name=rec["arch"]).info.run_id
         run = client.get_run(run_id)
-        params = [Param(k, v) for k, v in rec["params"].items() if k not in run.data.params]
-        for i in range(0, len(params), 100):
-            client.log_batch(run_id, params=params[i:i + 100])
-        hist = pd.read_csv(model_dir / "history.csv")
-        now = int(time.time() * 1000)
-        metrics = []
-        for column in hist.columns.drop("epoch"):
-            key = metric_name(column)
-            have = {m.step for m in client.get_metric_history(run_id, key)}
-            metrics += [Metric(key, float(v), now, int(e))
-                        for e, v in zip(hist["epoch"], hist[column], strict=True)
-                        if int(e) not in have and pd.notna(v)]
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        _log_what_the_run_lacks(client, run, rec["params"], model_dir / "history.csv")
         with np.load(model_dir / EXAMPLE_FILE) as arrays:
             example, probs = arrays["example"], arrays["probs"]
         with _run_context(run_id):
