@@ -71,6 +71,23 @@ def test_top5_manifest_end_to_end_on_the_official_lists(official_lists, tmp_path
         assert set(manifest.loc[manifest.class_name == c, "split"]) == {"train", "val", "test"}
 
 
+@pytest.mark.parametrize("split", [2, 3])
+def test_every_split_keeps_split_1s_top_classes(official_lists, tmp_path, split):
+    """Splits 2 and 3 by their own train counts would pick other classes (BoxingPunchingBag,
+    HorseRiding, ...); the manifest keeps split 1's five, with this split's groups."""
+    _, entries = read_split(official_lists, split)
+    assert select_top_classes(entries, 5) != TOP5
+    for e in entries:
+        if e.class_name in TOP5:
+            (tmp_path / e.path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / e.path).touch()
+    manifest, classes, _ = build_manifest(official_lists, tmp_path, split, 5, None, 0.2, 7)
+    assert classes == TOP5
+    test_groups = set(manifest.loc[manifest["split"] == "test", "group"])
+    first, _, _ = build_manifest(official_lists, tmp_path, 1, 5, None, 0.2, 7)
+    assert test_groups != set(first.loc[first["split"] == "test", "group"])
+
+
 def test_validation_split_is_by_group_seeded_and_proportional(official_lists):
     _, entries = read_split(official_lists, 1)
     entries = [e for e in entries if e.class_name in TOP5]

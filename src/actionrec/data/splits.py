@@ -209,7 +209,10 @@ def build_manifest(
         list_dir: folder with ``classInd.txt`` and the split lists.
         video_root: the ``UCF-101`` folder that list paths are relative to.
         split: official split 1, 2 or 3.
-        top_n: take the top-N classes by train count (see :func:`select_top_classes`).
+        top_n: take the top-N classes by **split 1's** train count (see
+            :func:`select_top_classes`), whatever ``split`` is: every split then has the
+            same classes, so the three splits' results can be averaged (split 2's own top 5
+            would share only three classes with split 1's, split 3's two).
         classes: an explicit class list; overrides ``top_n``.
         val_fraction, val_seed: see :func:`assign_validation_groups`.
         missing: ``"fail"`` or ``"drop"`` for listed videos that are not on disk.
@@ -232,8 +235,9 @@ def build_manifest(
                 f"data.classes: unknown class(es) {unknown}; see {list_dir / 'classInd.txt'}"
             )
         chosen = sorted(classes)
-    else:
-        chosen = select_top_classes(entries, top_n or 0)
+    else:  # chosen once, by split 1's train counts, and kept for splits 2 and 3
+        chosen = select_top_classes(entries if split == 1 else read_split(list_dir, 1)[1],
+                                    top_n or 0)
     entries = [e for e in entries if e.class_name in chosen]
     entries = assign_validation_groups(entries, val_fraction, val_seed)
 
