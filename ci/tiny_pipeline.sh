@@ -122,7 +122,7 @@ else
   mkdir -p logs
   export ACTIONREC_PARAMS_LOG="$PWD/logs/params_read.jsonl"
   export PYTHONPATH="$root/tests/instruments${PYTHONPATH:+:$PYTHONPATH}"
-  # `dvc repro` in three steps: the data stages; then each architecture's chain
+  # `dvc repro` in three steps: the data stages (the test views with them); then each architecture's chain
   # (extract_features -> train -> evaluate) as its own `dvc repro --single-item` (no
   # upstream stage: those are done, and checking them would lock their outputs), $jobs at
   # a time; then what is left (compare). DVC releases its repository lock while a stage's
@@ -132,7 +132,7 @@ else
   # two at a time on 2 cores took the tiny profile from 380 s to 261 s (10 and 12 epochs
   # aside, measured): the default is 2; ACTIONREC_JOBS=N on a machine with more cores.
   # Each chain's output goes to logs/<arch>.log, added to pipeline.log in architecture order.
-  dvc repro extract_frames 2>&1 | tee pipeline.log
+  dvc repro extract_frames extract_views 2>&1 | tee pipeline.log
   # shellcheck disable=SC2329  # called by name through xargs' `bash -c`, below
   chain() {
     local arch=$1 t0 rc=0

@@ -102,3 +102,53 @@ def test_compare_writes_intervals_pairs_the_champion_and_the_chart(tmp_path):
     assert "Start it first: `mlflow ui`" in table
     chart = cv2.imread(str(out.with_suffix(".png")))
     assert chart is not None and chart.shape[0] > 100 and chart.shape[1] > 300
+
+
+def _brightness_model(t: int, size: int):
+    """``(N, T, S, S, 3)`` uint8 -> 2-class softmax of the mean brightness: dark clips lean
+    to class 0, bright ones to class 1 (fixed weights, no training)."""
+    import keras
+
+    frames = keras.Input((t, size, size, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255.0)(frames)
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    dense = keras.layers.Dense(2, activation="softmax")
+    out = dense(x)
+    dense.set_weights([np.array([[-4.0, 4.0]] * 3, np.float32), np.array([2.0, -2.0], np.float32)])
+    return keras.Model(frames, out)
+
+
+def test_the_video_level_answer_is_the_mean_of_the_views_probabilities(tmp_path):
+    """Two test videos, three views each; the views of video b disagree (view 0 dark, the
+    others bright): its video-level probabilities are the mean of the three, and its
+    answer flips to class 1. A store of one view gives view 0's probabilities unchanged."""
+    from actionrec.data.frames import save_npy, view_file
+    from actionrec.evaluation import video_level_probs
+
+    t, size = 4, 8
+    model = _brightness_model(t, size)
+    level = {("a", 0): 20, ("a", 1): 30, ("a", 2): 10, ("b", 0): 30, ("b", 1): 250, ("b", 2): 200}
+    clip = {key: np.full((t, size, size, 3), v, np.uint8) for key, v in level.items()}
+    rows = pd.DataFrame({"video": ["a", "b"], "label": [0, 1], "class_name": ["Dark", "Bright"],
+                         "group": [1, 2], "split": "test"})
+    single = np.asarray(model.predict(np.stack([clip["a", 0], clip["b", 0]]), verbose=0))
+    store = tmp_path / "views" / str(size)
+    index = []
+    for (video, view), c in clip.items():
+        if view:
+            file = view_file("test", "X", video, view)
+            save_npy(store / file, c)
+            index.append({"file": file, "video": video, "class_name": "X", "label": 0,
+                          "split": "test", "group": 1, "n_frames": 40, "n_valid": t,
+                          "view": view})
+    pd.DataFrame(index).to_csv(store / "index.csv", index=False)
+    (store / "meta.json").write_text(json.dumps({"size": size, "files_in": str(size),
+                                                 "stored_size": size, "views": 3}))
+    probs, views = video_level_probs(model, single, rows, store, batch_size=2)
+    each = {key: np.asarray(model.predict(c[None], verbose=0))[0] for key, c in clip.items()}
+    expected = [np.mean([each[v, k] for k in range(3)], axis=0) for v in ("a", "b")]
+    assert views == 3 and np.allclose(probs, expected, atol=1e-6)
+    assert single[1].argmax() == 0 and probs[1].argmax() == 1  # the views outvote view 0
+    (store / "meta.json").write_text(json.dumps({"size": size, "views": 1}))
+    same, one = video_level_probs(model, single, rows, store, batch_size=2)
+    assert one == 1 and same is single

@@ -142,6 +142,31 @@ def test_plan_windows_covers_the_whole_clip():
                for w in plan_windows(100, c, window=25, stride=12))
 
 
+def test_views_answer_the_mean_of_the_views_as_evaluate_does(model_dir, model, tmp_path):
+    """``--views 3``: the clip's (and each window's) probabilities are the mean of the
+    model's on the three views that evaluate.views takes (view_indices); the views see
+    other frames, so their answers differ."""
+    from actionrec.data.video import crop_resize, read_frames, view_indices
+
+    video = write_video(tmp_path / "views.avi", _frames(60, seed=3), "MJPG")
+    result = predict_video(load_predictor(str(model_dir)), video, views=3)
+    assert result.ok, result.error
+    each = []
+    for k in range(3):
+        idx, _ = view_indices(60, T, "uniform", "pad", k, 3)
+        clip = np.stack([crop_resize(f, SIZE) for f in read_frames(video, idx)])
+        each.append(model.predict(clip[None], verbose=0)[0])
+    assert np.abs(each[0] - each[1]).max() > 1e-4  # the views disagree
+    mean = np.mean(each, axis=0)
+    assert np.allclose([dict(result.top_k)[c] for c in CLASSES], mean, atol=1e-5)
+    one = predict_video(load_predictor(str(model_dir)), video)  # views=1: view 0 alone
+    assert np.allclose([dict(one.top_k)[c] for c in CLASSES], each[0], atol=1e-5)
+    windows = plan_windows(60, InputContract(tuple(CLASSES), T, SIZE, "uniform", "pad",
+                                             "center"), window=30, stride=30, views=3)
+    assert [(w.start, w.view) for w in windows] == [(0, 0), (0, 1), (0, 2), (30, 0), (30, 1),
+                                                    (30, 2)]
+
+
 @pytest.mark.backends
 def test_each_window_is_predicted_as_if_it_were_its_own_clip(model_dir, model, tmp_path):
     """MJPG is intra-frame: the frames of a window cut into its own file decode to the

@@ -38,7 +38,7 @@ ALTERNATIVES = {"download": ("data.ucf101", "data.ucf101_top5", "data.local", "d
 #: same for any valid params, so they rerun (in seconds) on any change and rerun nothing.
 WHOLE_FILE_STAGES = {"check_params"}
 STAGE_MODULES = ("check_params", "download", "subsample", "validate", "extract_frames",
-                 "extract_features", "train", "evaluate", "compare")
+                 "extract_views", "extract_features", "train", "evaluate", "compare")
 
 
 def _graph() -> grimp.ImportGraph:
@@ -253,8 +253,9 @@ def test_a_knob_of_one_architecture_changes_only_its_stages(project_copy):
     assert _changed(project) == set(), "the copied run starts up to date"
     others = [a for a in ARCHITECTURES if a != "lrcn"]
     cases = {
-        "models.lrcn.image_size": (40, {"extract_frames", "extract_features@lrcn",
-                                        "train@lrcn", "evaluate@lrcn"}),
+        "models.lrcn.image_size": (40, {"extract_frames", "extract_views",
+                                        "extract_features@lrcn", "train@lrcn",
+                                        "evaluate@lrcn"}),
         "models.lrcn.epochs": (3, {"train@lrcn"}),
         "models.inceptionv3_gru.backbone.weights": (
             "weights/inception.h5", {"extract_features@inceptionv3_gru",
@@ -262,11 +263,14 @@ def test_a_knob_of_one_architecture_changes_only_its_stages(project_copy):
         "mlflow.tracking_uri": ("http://127.0.0.1:5999", set()),
         "train.loader_workers": (0, set()),
         # extract_features@ reads T from its frames folder, which extract_frames rewrites
-        "frames.sequence_length": (6, {"extract_frames",
+        "frames.sequence_length": (6, {"extract_frames", "extract_views",
                                        *(f"train@{a}" for a in ARCHITECTURES)}),
         "data.ucf101": ({"videos": [{"url": "http://127.0.0.1:1/x.rar"}],
                          "splits": [{"url": "http://127.0.0.1:1/s.zip"}]}, {"download"}),
         "data.synthetic.seed": (9, {"download"}),
+        # the test clips' views: their extraction and every evaluation; no training, no
+        # re-extraction of the frames training reads, no backbone features
+        "evaluate.views": (3, {"extract_views", *(f"evaluate@{a}" for a in ARCHITECTURES)}),
     }
     for key, (value, expected) in cases.items():
         old = _set_param(project, key, value)
@@ -327,16 +331,17 @@ def _ran(stdout: str) -> set[str]:
 @pytest.mark.slow
 def test_one_architectures_image_size_reruns_its_stages_its_frames_and_compare(
         tiny_run, tmp_path):
-    """A real `dvc repro`: extract_frames reruns (it stores the sizes), but the folders of the
-    other sizes come out bit-identical, so nothing of the other four architectures runs."""
+    """A real `dvc repro`: extract_frames and extract_views rerun (they store the sizes), but
+    the folders of the other sizes come out bit-identical, so nothing of the other four
+    architectures runs."""
     project = copy_project(tiny_run, tmp_path / "project")
     before = {d["path"]: d.get("md5") for d in _lock(project)["train@inceptionv3_gru"]["deps"]}
     _set_param(project, "models.lrcn.image_size", 40)
     _set_param(project, "models.lrcn.epochs", 1)
     proc = run_cmd(["dvc", "repro"], cwd=project, timeout=1200)
-    assert _ran(proc.stdout) == {"check_params", "extract_frames", "extract_features@lrcn",
-                                 "train@lrcn",
-                                 "evaluate@lrcn", "compare"}, proc.stdout[-3000:]
+    assert _ran(proc.stdout) == {"check_params", "extract_frames", "extract_views",
+                                 "extract_features@lrcn", "train@lrcn", "evaluate@lrcn",
+                                 "compare"}, proc.stdout[-3000:]
     for arch in ARCHITECTURES[1:]:
         assert f"Stage 'train@{arch}' didn't change, skipping" in proc.stdout
     after = {d["path"]: d.get("md5") for d in _lock(project)["train@inceptionv3_gru"]["deps"]}
@@ -403,9 +408,9 @@ class Conv3DSettings(ScratchSettings):
 def test_adding_an_architecture_by_the_checklist(tiny_run, tmp_path):
     """docs/models.md, "Adding an architecture", step by step on a copy of the tiny run:
     (1) the model file, (2) its settings class, (3) its params.yaml section and its tiny
-    profile entry, (4) its image size in extract_frames' params; (5) without a baseline
-    the gate lists it as new. The rest follows: the architecture list, its three stages,
-    its chain, the comparison."""
+    profile entry, (4) its image size in extract_frames' and extract_views' params; (5)
+    without a baseline the gate lists it as new. The rest follows: the architecture list,
+    its three stages, its chain, the comparison."""
     project = copy_project(tiny_run, tmp_path / "project")
     models = project / "src" / "actionrec" / "models"
     (models / "conv3d.py").write_text(SIXTH_MODEL)  # 1
@@ -415,7 +420,7 @@ def test_adding_an_architecture_by_the_checklist(tiny_run, tmp_path):
     params["models"]["conv3d"] = section
     params["profiles"]["tiny"]["models"]["conv3d"] = section
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc_yaml = project / "dvc.yaml"  # 4: extract_frames' list of the sizes it stores
+    dvc_yaml = project / "dvc.yaml"  # 4: the sizes extract_frames and extract_views store
     dvc_yaml.write_text(dvc_yaml.read_text().replace(
         "      - models.vgg16_bilstm.image_size\n",
         "      - models.vgg16_bilstm.image_size\n      - models.conv3d.image_size\n"))

@@ -7,7 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from actionrec.data.video import VideoDecodeError, crop_resize, load_clip, probe, sample_indices
+from actionrec.data.video import (
+    VideoDecodeError,
+    crop_resize,
+    load_clip,
+    probe,
+    sample_indices,
+    view_indices,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +37,34 @@ def test_uniform_sampling_spans_the_whole_clip():
         idx, _ = sample_indices(n, 20)
         assert idx[0] < n / 20 and idx[-1] >= n - n / 20 - 1
         assert np.all(np.diff(idx) > 0)
+
+
+@pytest.mark.parametrize("n", [8, 29, 40, 150, 1337])
+@pytest.mark.parametrize("mode", ["uniform", "first"])
+def test_view_0_is_the_single_view_and_the_others_look_elsewhere(n, mode):
+    """View 0 of any V is sample_indices' sequence, bit for bit (V = 1 changes nothing);
+    every view is T frames of the clip in order; with n / T >= V frames per segment the V
+    uniform grids are disjoint, and the first-T windows start 0 .. n - T."""
+    t = 8
+    single = sample_indices(n, t, mode)
+    for views in (1, 2, 5):
+        grids = [view_indices(n, t, mode, "pad", k, views) for k in range(views)]
+        assert np.array_equal(grids[0][0], single[0]) and grids[0][1] == single[1]
+        for idx, valid in grids:
+            assert valid == t and len(idx) == t and idx.min() >= 0 and idx.max() < n
+            assert np.all(np.diff(idx) > 0) or n == t
+        if mode == "uniform" and n / t >= views:
+            assert len({int(i) for idx, _ in grids for i in idx}) == views * t
+        if mode == "first" and views > 1:
+            assert grids[-1][0][-1] == n - 1
+
+
+def test_a_short_clip_has_one_view_and_a_bad_view_number_is_refused():
+    short = sample_indices(5, 8, "uniform", "loop")
+    assert all(np.array_equal(view_indices(5, 8, "uniform", "loop", k, 3)[0], short[0])
+               for k in range(3))
+    with pytest.raises(ValueError, match="view 3 is not one of 0..2"):
+        view_indices(40, 8, "uniform", "pad", 3, 3)
 
 
 def test_crop_resize_is_rgb_and_centred():

@@ -5,6 +5,7 @@ options as its ``stages/<stage>.py`` (both come from :mod:`actionrec.pipeline`).
     actionrec subsample         # manifest + class list
     actionrec validate          # Great Expectations suite over the manifest
     actionrec extract-frames    # frame store per image size
+    actionrec extract-views     # the test clips' extra temporal views (evaluate.views)
     actionrec extract-features ARCH   # cached backbone features
     actionrec train ARCH        # fit one architecture, log it to MLflow
     actionrec evaluate ARCH     # test metrics and plots
@@ -36,6 +37,7 @@ from actionrec.pipeline import (
     evaluate,
     extract_features,
     extract_frames,
+    extract_views,
     prepare_process,
     run_stage,
     subsample,
@@ -58,14 +60,15 @@ def _stage(module, help_text: str):
 #: ``actionrec <command>`` of each stage -> its module in :mod:`actionrec.pipeline`.
 STAGE_COMMANDS = {"check-params": check_params, "download": download, "subsample": subsample,
                   "validate": validate, "extract-frames": extract_frames,
-                  "extract-features": extract_features, "train": train, "evaluate": evaluate,
-                  "compare": compare}
+                  "extract-views": extract_views, "extract-features": extract_features,
+                  "train": train, "evaluate": evaluate, "compare": compare}
 
 _check_params = _stage(check_params, "validate every setting of the params file")
 _download = _stage(download, "fill the raw folder from data.source")
 _subsample = _stage(subsample, "select classes and splits into a manifest")
 _validate = _stage(validate, "run the Great Expectations suite")
 _extract_frames = _stage(extract_frames, "decode clips into fixed-length frame sequences")
+_extract_views = _stage(extract_views, "store the test clips' extra temporal views")
 _extract_features = _stage(extract_features, "cache a frozen backbone's features")
 _train = _stage(train, "train one architecture (logs to MLflow)")
 _evaluate = _stage(evaluate, "evaluate one architecture on the test split")
@@ -157,6 +160,9 @@ def _predict(sub) -> None:
                    help="sliding window length; gives a timeline per video")
     p.add_argument("--stride", type=_positive_float, metavar="SECONDS",
                    help="step between windows (default: the window length)")
+    p.add_argument("--views", type=_positive_int, default=1, metavar="V",
+                   help="temporal views of the clip (or of each window), their probabilities "
+                        "averaged: evaluate.views' video-level answer (default: %(default)s)")
     p.add_argument("--fps", type=_positive_float,
                    help="frame rate to use instead of the container's (for a header with "
                         "none, or a wrong one); used for windows and times")
@@ -177,7 +183,8 @@ def _predict(sub) -> None:
                 p.error(f"--{opt} needs --window")
         run_stage(commands.predict, videos=a.videos, model=a.model, top_k=a.top_k,
                            window=a.window, stride=a.stride, fps=a.fps, plot=a.plot,
-                           as_json=a.json, tracking_uri=a.tracking_uri, params=a.params)
+                           as_json=a.json, tracking_uri=a.tracking_uri, params=a.params,
+                           views=a.views)
 
     p.set_defaults(run=run)
 
@@ -261,7 +268,8 @@ def _sweep(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_check_params, _download, _subsample, _validate, _extract_frames, _extract_features,
+COMMANDS = (_check_params, _download, _subsample, _validate, _extract_frames, _extract_views,
+            _extract_features,
             _train, _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict,
             _track, _mlflow_server, _sweep)
 

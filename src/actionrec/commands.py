@@ -74,7 +74,7 @@ def predict_tracking_uri(params: str | None) -> str:
 def predict(videos: list[str], model: str, top_k: int = 3, window: float | None = None,
             stride: float | None = None, fps: float | None = None, plot: str | None = None,
             as_json: bool = False, tracking_uri: str | None = None,
-            params: str | None = "params.yaml") -> list[Any]:
+            params: str | None = "params.yaml", views: int = 1) -> list[Any]:
     """``actionrec predict``: top-k actions (or a timeline) of each video, printed.
 
     Every input is tried; bad ones are reported on stderr and in the JSON, never raised.
@@ -91,7 +91,8 @@ def predict(videos: list[str], model: str, top_k: int = 3, window: float | None 
     print_runtime("predict")
     predictor = pr.load_predictor(model, tracking_uri or predict_tracking_uri(params))
     paths, results = pr.find_videos(videos)
-    results += [pr.predict_video(predictor, p, top_k, window, stride, fps) for p in paths]
+    results += [pr.predict_video(predictor, p, top_k, window, stride, fps, views=views)
+                for p in paths]
     results.sort(key=lambda r: r.video)
     good = [r for r in results if r.ok]
     if as_json:

@@ -276,6 +276,8 @@ class EvaluateSettings(_Strict):
     latency_runs: PositiveInt = 10
     interval_level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     resamples: Annotated[int, Field(ge=100)] = 2000
+    # temporal views per test video (actionrec.data.video.view_indices); 1: one view
+    views: Annotated[int, Field(ge=1, le=32)] = 5
 
 
 class CompareSettings(_Strict):

@@ -13,6 +13,12 @@ model's top-1 accuracy on its own training split in inference mode (how well it 
 what it was trained on; the CI gate checks it beside the test metrics, so a model that
 can no longer fit its data fails even where the test split happens to hold).
 
+Video level (``evaluate.views`` = V, :func:`video_level_probs`): each test video's class
+probabilities averaged over V temporal views (:func:`actionrec.data.video.view_indices`;
+view 0 is the single view above, the others come from ``data/views``):
+``video_top1_accuracy`` and ``video_macro_f1`` with their ``_ci_low`` / ``_ci_high``, and
+``views``. With V = 1 they equal the single-view figures exactly.
+
 For architectures trained on cached features, test predictions come from the saved
 model's own head on the cached test features (the same computation as running the
 whole network on frames; a test checks they agree), so a large backbone is not run
@@ -136,6 +142,41 @@ def predict_split(name: str, model, frames: Path, features: Path, batch_size: in
     return np.asarray(model.predict(seq, verbose=0)), rows
 
 
+def video_level_probs(model, single: np.ndarray, rows: pd.DataFrame,
+                      views_store: Path | None, batch_size: int) -> tuple[np.ndarray, int]:
+    """Each test video's class probabilities averaged over its temporal views.
+
+    Args:
+        single: ``(N, C)`` float32, view 0's probabilities of the test ``rows`` (the
+            single-view figures' own, :func:`predict_split`).
+        views_store: ``data/views/<size>`` (:func:`actionrec.data.frames.extract_views`):
+            views ``1 .. V-1`` of the same videos, run through the whole model on frames.
+            ``None``, or a store of one view: the single view is the answer.
+
+    Returns:
+        ``(probabilities (N, C) float32, V)``: the mean over the views a video has (a
+        view that could not be decoded is left out of its mean), in ``rows``' order; with
+        one view, ``single`` itself.
+    """
+    from actionrec.data.datasets import FrameSequence
+
+    if views_store is None or not (views_store / "meta.json").exists():
+        return single, 1
+    views = int(json.loads((views_store / "meta.json").read_text()).get("views", 1))
+    index = pd.read_csv(views_store / "index.csv")
+    if views == 1 or index.empty:
+        return single, 1
+    position = {video: i for i, video in enumerate(rows["video"])}
+    index = index[index["video"].isin(position)].reset_index(drop=True)
+    probs = np.asarray(model.predict(FrameSequence(views_store, index, single.shape[1],
+                                                   batch_size), verbose=0))
+    total, count = single.astype(np.float64), np.ones(len(rows))
+    at = index["video"].map(position).to_numpy()
+    np.add.at(total, at, probs)
+    np.add.at(count, at, 1)
+    return (total / count[:, None]).astype(np.float32), views
+
+
 def interval_metrics(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray,
                      num_classes: int, level: float, resamples: int,
                      seed: int) -> dict[str, float]:
@@ -154,7 +195,7 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
                           report_dir: Path, top_k: int = 3, latency_warmup: int = 2,
                           latency_runs: int = 10, batch_size: int = 8,
                           interval_level: float = 0.95, resamples: int = 2000,
-                          seed: int = 0) -> dict[str, Any]:
+                          seed: int = 0, views_root: Path | None = None) -> dict[str, Any]:
     """Evaluate ``model_dir/model.keras`` on the test split; write ``report_dir``.
 
     Writes ``metrics.json``, ``per_class.json``, ``confusion.csv`` (one row per test
@@ -162,6 +203,7 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
     ``curves.png``, ``predictions.csv`` (``video``, ``group``, ``actual``, one column of
     probabilities per class: what ``compare`` pairs the architectures on).
     ``interval_level``, ``resamples``, ``seed``: the intervals' (:func:`interval_metrics`).
+    ``views_root``: ``data/views`` (the video-level figures, :func:`video_level_probs`).
 
     Returns:
         The metrics dict.
@@ -179,8 +221,19 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
     probs, rows = predict_split(name, model, frames, features_root, batch_size)
     labels = rows["label"].to_numpy()
     metrics, per_class = classification_metrics(probs, labels, classes, top_k)
-    metrics.update(interval_metrics(labels, probs.argmax(axis=1), rows["group"].to_numpy(),
-                                    len(classes), interval_level, resamples, seed))
+    groups = rows["group"].to_numpy()
+    metrics.update(interval_metrics(labels, probs.argmax(axis=1), groups, len(classes),
+                                    interval_level, resamples, seed))
+    video_probs, views = video_level_probs(
+        model, probs, rows, frames_dir(views_root, meta.image_size) if views_root else None,
+        batch_size)
+    video, _ = classification_metrics(video_probs, labels, classes, top_k)
+    video.update(interval_metrics(labels, video_probs.argmax(axis=1), groups, len(classes),
+                                  interval_level, resamples, seed))
+    metrics.update({f"video_{k}": video[k] for k in (
+        "top1_accuracy", "top1_accuracy_ci_low", "top1_accuracy_ci_high",
+        "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high")})
+    metrics["views"] = views
     train_probs, train_rows = predict_split(name, model, frames, features_root, batch_size,
                                             "train")
     metrics["train_top1_accuracy"] = float(np.mean(
@@ -275,19 +328,25 @@ def render_comparison(result: Comparison, links: dict[str, str] | None = None,
     topk = next((k for k in next(iter(metrics.values())) if k.startswith("top")
                  and k.endswith("_accuracy") and k != "top1_accuracy"), None)
     level = f"{100 * result.level:g} %"
+    # the video-level column (evaluate.views), where every report has it
+    views = min((m.get("views", 0) for m in metrics.values()), default=0) \
+        if all("video_top1_accuracy" in m for m in metrics.values()) else 0
     lines = ["# Architecture comparison (test split)", "",
              f"{result.n_test} test clips in {result.n_groups} test groups. Intervals: {level}, "
              f"over the test groups ({result.resamples:,} group-bootstrap resamples; top-1 "
              "accuracy: Wilson at the groups' effective sample size; see `actionrec/stats.py`).",
              "",
              f"| architecture | top-1 accuracy [{level}] | macro-F1 [{level}] | "
+             + (f"video top-1, {views} views [{level}] | " if views else "")
              + (f"top-{topk[3:].replace('_accuracy', '')} accuracy | " if topk else "")
              + "macro precision | macro recall | parameters | latency (ms/clip) | epochs |",
-             "|---|---:|---:|" + ("---:|" if topk else "") + "---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|" + ("---:|" if views else "") + ("---:|" if topk else "")
+             + "---:|---:|---:|---:|---:|"]
     for a in order:
         m = metrics[a]
         lines.append(
             f"| {a} | {_ci(m, 'top1_accuracy')} | {_ci(m, 'macro_f1')} | "
+            + (f"{_ci(m, 'video_top1_accuracy')} | " if views else "")
             + (f"{m[topk]:.3f} | " if topk else "")
             + f"{m['macro_precision']:.3f} | {m['macro_recall']:.3f} | "
             f"{m['parameters']:,} | {m['latency_ms']:.1f} | {m['epochs_trained']} |")

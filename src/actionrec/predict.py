@@ -9,7 +9,7 @@ that training wrote beside it), or an MLflow model URI (``runs:/<run id>/model``
 ``models:/actionrec-<arch>/<version>``, ``models:/actionrec-<arch>@champion``).
 Frames are sampled and preprocessed exactly as for training, from the model's own
 ``meta.json`` (sequence length ``T``, image size ``S``, sampling, short-clip policy,
-crop): the same :func:`~actionrec.data.video.sample_indices` and
+crop): the same :func:`~actionrec.data.video.view_indices` (view 0: ``sample_indices``) and
 :func:`~actionrec.data.video.crop_resize`, never re-typed settings. (One difference
 by design: a size above the video's native crop, such as EfficientNetB7's 600 px, is
 enlarged from the native crop here, where training enlarged a 224 px copy.)
@@ -45,7 +45,7 @@ from actionrec.data.video import (
     crop_resize,
     iter_frames,
     probe,
-    sample_indices,
+    view_indices,
 )
 from actionrec.errors import ActionrecError
 from actionrec.model_meta import MetaError, ModelMeta
@@ -189,6 +189,7 @@ class Window:
     start: int
     stop: int
     indices: np.ndarray
+    view: int = 0  # which temporal view of the span (actionrec.data.video.view_indices)
 
     @property
     def last(self) -> int:
@@ -197,7 +198,7 @@ class Window:
 
 
 def plan_windows(n_frames: int, contract: InputContract, window: int | None = None,
-                 stride: int | None = None) -> list[Window]:
+                 stride: int | None = None, views: int = 1) -> list[Window]:
     """Windows over a clip of ``n_frames`` decoded frames.
 
     Args:
@@ -205,9 +206,11 @@ def plan_windows(n_frames: int, contract: InputContract, window: int | None = No
             Windows start every ``stride`` frames; when the last one stops short of the
             end, one more window ends at the last frame, so the timeline covers the clip.
             A clip shorter than ``window`` is one window.
+        views: temporal views of each span (:func:`~actionrec.data.video.view_indices`,
+            the same views as ``evaluate.views``); view 0 is the span's one sequence.
 
     Returns:
-        Windows in order of start (and of :attr:`Window.last`).
+        Windows in order of start, each span's views in order.
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
@@ -221,9 +224,10 @@ def plan_windows(n_frames: int, contract: InputContract, window: int | None = No
         spans = [(s, s + window) for s in starts]
     out = []
     for start, stop in spans:
-        idx, _ = sample_indices(stop - start, contract.sequence_length, contract.sampling,
-                                contract.short_clip)
-        out.append(Window(start, stop, start + idx))
+        for view in range(views):
+            idx, _ = view_indices(stop - start, contract.sequence_length, contract.sampling,
+                                  contract.short_clip, view, views)
+            out.append(Window(start, stop, start + idx, view))
     return out
 
 
@@ -329,7 +333,8 @@ def _top_k(probs: np.ndarray, classes: tuple[str, ...], k: int) -> list[tuple[st
 
 def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
                   window_s: float | None = None, stride_s: float | None = None,
-                  fps: float | None = None, batch_size: int = 8) -> VideoResult:
+                  fps: float | None = None, batch_size: int = 8,
+                  views: int = 1) -> VideoResult:
     """Predict the actions of one video; never raises for a bad file.
 
     Args:
@@ -338,6 +343,8 @@ def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
         fps: frames per second to use instead of the container's (for a header with
             none, or a wrong one); only windows and durations use it.
         batch_size: windows per model call.
+        views: temporal views of the clip (or of each window), their probabilities
+            averaged: the video-level answer of ``evaluate.views``.
 
     Returns:
         A :class:`VideoResult`; ``result.error`` says why a file gave no answer (missing,
@@ -360,19 +367,15 @@ def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
             return result
         win = max(1, round(window_s * rate))
         stride = max(1, round((stride_s or window_s) * rate))
-    windows = plan_windows(info.n_frames, c, win, stride)
+    windows = plan_windows(info.n_frames, c, win, stride, views)
 
-    segments: list[Segment] = []
+    by_span: dict[tuple[int, int], list[np.ndarray]] = {}  # each span's views' probabilities
     batch: list[tuple[Window, np.ndarray]] = []
 
     def flush() -> None:
         probs = predictor.predict_batch(np.stack([clip for _, clip in batch]))
         for (w, _), p in zip(batch, probs, strict=True):
-            i = int(np.argmax(p))
-            start = w.start / rate if valid_rate else 0.0
-            stop = w.stop / rate if valid_rate else 0.0
-            segments.append(Segment(start, stop, c.classes[i], float(p[i]), p.tolist(),
-                                    frames=w.stop - w.start))
+            by_span.setdefault((w.start, w.stop), []).append(np.asarray(p, np.float64))
         batch.clear()
 
     try:
@@ -385,6 +388,13 @@ def predict_video(predictor: Predictor, path: str | Path, top_k: int = 3,
         return result
     if batch:
         flush()
+    segments: list[Segment] = []
+    for (first, last), probs in sorted(by_span.items()):
+        p = np.mean(probs, axis=0)  # the span's views averaged (one view: itself)
+        i = int(np.argmax(p))
+        segments.append(Segment(first / rate if valid_rate else 0.0,
+                                last / rate if valid_rate else 0.0, c.classes[i],
+                                float(p[i]), p.tolist(), frames=last - first))
     if not segments:
         result.error = f"no frame could be decoded from {path}"
         return result

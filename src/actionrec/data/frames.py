@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from actionrec.config import FrameSettings
-from actionrec.data.video import VideoDecodeError, crop_resize, read_frames, sample_indices
+from actionrec.data.video import VideoDecodeError, crop_resize, read_frames, view_indices
 from actionrec.errors import DatasetError
 from actionrec.io import atomic_open, write_csv, write_json
 from actionrec.parallel import imap_progress
@@ -169,19 +169,28 @@ class _Job:
     settings: FrameSettings
     out: str
     links: tuple[tuple[int, int], ...] = ()  # (size, tree): size's files are links to tree's
+    view: int = 0  # which temporal view of ``views`` (actionrec.data.video.view_indices)
+    views: int = 1
+
+
+def view_file(split: str, class_name: str, video: str, view: int = 0) -> str:
+    """A stored sequence's path in its tree: ``<split>/<Class>/<video>.npy`` for view 0
+    (the frame store), ``<video>.v<k>.npy`` for view ``k`` (the views store)."""
+    return f"{split}/{class_name}/{video}{f'.v{view}' if view else ''}.npy"
 
 
 def _extract_one(job: _Job) -> dict[str, Any]:
     """Decode one clip once and store a sequence per size; never raises on bad video."""
     s, row = job.settings, job.row
     try:
-        indices, _ = sample_indices(job.n_frames, s.sequence_length, s.sampling, s.short_clip)
+        indices, _ = view_indices(job.n_frames, s.sequence_length, s.sampling, s.short_clip,
+                                  job.view, job.views)
         decoded = read_frames(job.video_path, indices)
         if not decoded:
             raise VideoDecodeError(f"no frame could be decoded from {job.video_path}")
     except VideoDecodeError as err:
         return {**row, "ok": False, "error": str(err)}
-    rel = f"{row['split']}/{row['class_name']}/{row['video']}.npy"
+    rel = view_file(row["split"], row["class_name"], row["video"], job.view)
     for tree, stored in job.sizes:
         clip = np.empty((s.sequence_length, stored, stored, 3), np.uint8)
         clip[len(decoded):] = 0
@@ -190,13 +199,15 @@ def _extract_one(job: _Job) -> dict[str, Any]:
         save_npy(frames_dir(job.out, tree) / rel, clip)
     for size, tree in job.links:
         link_or_copy(frames_dir(job.out, tree) / rel, frames_dir(job.out, size) / rel)
-    return {**row, "ok": True, "error": "", "file": rel, "n_valid": len(decoded)}
+    return {**row, "ok": True, "error": "", "file": rel, "n_valid": len(decoded),
+            "view": job.view}
 
 
 def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[str],
                    video_root: Path, sizes: list[int], settings: FrameSettings, out: Path,
                    max_bad_fraction: float, report_path: Path,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, views: int = 1,
+                   view_numbers: tuple[int, ...] = (0,)) -> dict[str, Any]:
     """Decode every manifest clip into the frame store at ``out`` (see module doc).
 
     Args:
@@ -209,6 +220,10 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
         sizes: square image sizes in pixels, one tree each.
         max_bad_fraction: the largest share of clips that may be undecodable.
         report_path: JSON report of the run (counts, excluded clips and why).
+        views, view_numbers: store these temporal views of each clip, of ``views``
+            (:func:`~actionrec.data.video.view_indices`); the frame store holds view 0
+            alone, the views store (:func:`extract_views`) views ``1 .. views - 1``,
+            with a ``view`` column in its index and ``views`` in its meta.json.
 
     Returns:
         The report dict.
@@ -231,9 +246,10 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
         if not row.get("readable", False) or base["n_frames"] < 1:
             results.append({**base, "ok": False, "error": "unreadable in the validate probe"})
             continue
-        jobs.append(_Job(base, str(video_root / row["path"]), base["n_frames"], stored,
-                         settings, str(out), links))
-    results += imap_progress(_extract_one, jobs, settings.workers, desc="extract frames",
+        jobs += [_Job(base, str(video_root / row["path"]), base["n_frames"], stored,
+                      settings, str(out), links, view, views) for view in view_numbers]
+    results += imap_progress(_extract_one, jobs, settings.workers,
+                             desc="extract frames" if view_numbers == (0,) else "extract views",
                              progress=progress)
 
     done = pd.DataFrame([r for r in results if r["ok"]])
@@ -254,12 +270,15 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
             f"{len(bad)} of {len(table)} clips could not be decoded "
             f"(> data.max_bad_fraction={max_bad_fraction}); see {report_path}"
         )
-    for split in sorted(set(table["split"])):
+    for split in sorted(set(table["split"])) if view_numbers else ():
         have = set(done.loc[done["split"] == split, "class_name"]) if len(done) else set()
         lost = [c for c in classes if c not in have and c in set(table["class_name"])]
         if lost:
             raise DatasetError(f"split {split!r} lost every clip of {lost}; see {report_path}")
-    index = done.sort_values(["split", "class_name", "video"])[INDEX_COLUMNS]
+    stored_views = view_numbers != (0,)
+    columns = [*INDEX_COLUMNS, "view"] if stored_views else INDEX_COLUMNS
+    index = (done.sort_values(["split", "class_name", "video", "view"])[columns] if len(done)
+             else pd.DataFrame(columns=columns))
     for size, (files_in, st) in plan.items():
         write_csv(frames_dir(out, size) / "index.csv", index)
         write_json(frames_dir(out, size) / "meta.json", {
@@ -267,5 +286,25 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
             "sequence_length": settings.sequence_length,
             "sampling": settings.sampling, "short_clip": settings.short_clip,
             "crop": settings.crop, "dtype": "uint8", "layout": "THWC", "color": "RGB",
+            **({"views": views} if stored_views else {}),
         })
     return report
+
+
+def extract_views(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[str],
+                  video_root: Path, sizes: list[int], settings: FrameSettings, views: int,
+                  out: Path, max_bad_fraction: float, report_path: Path,
+                  progress: bool = True) -> dict[str, Any]:
+    """The views store ``out`` (``data/views``): temporal views ``1 .. views - 1`` of every
+    **test** clip, per image size, laid out as the frame store (view 0 is the frame
+    store's sequence). ``evaluate@<arch>`` averages a test video's views' probabilities.
+    Training never reads it, so changing ``evaluate.views`` retrains nothing. With
+    ``views == 1`` the store holds only each size's empty ``index.csv`` and ``meta.json``.
+
+    Raises:
+        DatasetError: as :func:`extract_frames`.
+    """
+    test = manifest[manifest["split"] == "test"]
+    return extract_frames(test, probed, classes, video_root, sizes, settings, out,
+                          max_bad_fraction, report_path, progress, views,
+                          tuple(range(1, views)))

@@ -113,6 +113,40 @@ def sample_indices(n_frames: int, length: int, mode: str = "uniform",
     return np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64), length
 
 
+def view_indices(n_frames: int, length: int, mode: str = "uniform", short_clip: str = "pad",
+                 view: int = 0, views: int = 1) -> tuple[np.ndarray, int]:
+    """The frame indices of temporal view ``view`` of ``views`` of a clip.
+
+    View 0 is :func:`sample_indices`' sequence, exactly; the others cover the same clip at
+    other times, so that a video-level answer averages several looks (the practice of
+    TSN's and MMAction2's multi-clip testing: several samplings of each test video, their
+    class scores averaged; MMAction2 ``SampleFrames(num_clips=V, test_mode=True)``):
+
+    - ``uniform``: the grid of ``T`` segment centres, shifted by ``view / views`` of a
+      segment and wrapped within its segment: frame ``floor((j + o) * n / T)`` for slot
+      ``j`` with ``o = (0.5 + view / views) mod 1``. ``views`` interleaved grids: with
+      ``n / T`` frames per segment, each view takes other frames when ``n / T >= views``.
+    - ``first``: ``T`` consecutive frames from a start spread evenly over the clip
+      (``round(view * (n - T) / (views - 1))``; view 0 starts at frame 0).
+
+    A clip shorter than ``T`` has one way to be sampled: every view is view 0.
+
+    Raises:
+        ValueError: as :func:`sample_indices`, or ``view`` not in ``[0, views)``.
+    """
+    if not 0 <= view < views:
+        raise ValueError(f"view {view} is not one of 0..{views - 1}")
+    indices, n_valid = sample_indices(n_frames, length, mode, short_clip)
+    if view == 0 or n_frames < length:
+        return indices, n_valid
+    if mode == "first":
+        start = round(view * (n_frames - length) / (views - 1))
+        return np.arange(start, start + length, dtype=np.int64), length
+    offset = (0.5 + view / views) % 1.0
+    idx = np.floor((np.arange(length) + offset) * (n_frames / length)).astype(np.int64)
+    return np.minimum(idx, n_frames - 1), length
+
+
 def crop_resize(frame_bgr: np.ndarray, size: int, crop: str = "center",
                 out: np.ndarray | None = None) -> np.ndarray:
     """Square RGB frame of ``size`` x ``size`` from a BGR frame.

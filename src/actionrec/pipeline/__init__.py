@@ -1,7 +1,8 @@
 """The pipeline's stages, one module each: what ``stages/*.py`` and ``actionrec <stage>`` run.
 
 Each module (``check_params``, ``download``, ``subsample``, ``validate``, ``extract_frames``,
-``extract_features``, ``train``, ``evaluate``, ``compare``) holds its stage's function,
+``extract_views``, ``extract_features``, ``train``, ``evaluate``, ``compare``) holds its
+stage's function,
 its command-line options (``add_arguments``) and ``main``, the entry point that
 ``stages/<stage>.py`` calls. A stage module imports only what its stage runs, so that
 ``dvc.yaml`` can list exactly the source files each stage depends on
@@ -30,6 +31,23 @@ from actionrec.errors import ActionrecError
 def add_params_option(p: argparse.ArgumentParser) -> None:
     """``--params`` (default ``params.yaml``): the params file a command reads."""
     p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+
+
+def add_extraction_options(p: argparse.ArgumentParser, extract: Callable[..., Any], out: str,
+                           report: str) -> None:
+    """The options of a stage that decodes the manifest's clips (``extract_frames``,
+    ``extract_views``): ``--params``, the inputs, ``--out`` and ``--report`` (defaults
+    ``out`` and ``report``); sets ``run`` to ``extract`` with them."""
+    add_params_option(p)
+    p.add_argument("--raw", default="data/raw")
+    p.add_argument("--manifest", default="data/manifest.csv")
+    p.add_argument("--classes", default="data/classes.json")
+    p.add_argument("--probe", default="data/probe.csv")
+    p.add_argument("--out", default=out)
+    p.add_argument("--report", default=report)
+    p.set_defaults(run=lambda a: run_stage(
+        extract, params=a.params, raw=a.raw, manifest=a.manifest, classes=a.classes,
+        probe=a.probe, out=a.out, report=a.report))
 
 
 def add_architecture_options(p: argparse.ArgumentParser, features: bool = True) -> None:

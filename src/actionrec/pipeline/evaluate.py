@@ -18,7 +18,8 @@ DESCRIPTION = ("Test metrics, confusion matrix, curves and latency; logged into 
 
 
 def evaluate(params: str, arch: str, model: str, frames: str, features: str,
-             report: str, manifest: str | None = None) -> dict[str, Any]:
+             report: str, manifest: str | None = None,
+             views: str | None = None) -> dict[str, Any]:
     """Stage ``evaluate@<arch>``: test metrics, plots; logged into the training run (with
     the manifest's test rows as its ``test`` dataset).
 
@@ -49,7 +50,7 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
     metrics = evaluate_architecture(arch, Path(model), Path(frames), Path(features),
                                     report_dir, e.top_k, e.latency_warmup, e.latency_runs,
                                     interval_level=e.interval_level, resamples=e.resamples,
-                                    seed=cfg.seed)
+                                    seed=cfg.seed, views_root=Path(views) if views else None)
     run = json.loads(run_file.read_text())
     store.setup(uri, run["experiment"], Path("."))
     runs.log_test_results(run["run_id"], metrics, [
@@ -62,7 +63,9 @@ def evaluate(params: str, arch: str, model: str, frames: str, features: str,
           f"macro-F1 {metrics['macro_f1']:.3f} "
           f"[{metrics['macro_f1_ci_low']:.3f}, {metrics['macro_f1_ci_high']:.3f}] "
           f"({level} % intervals over {metrics['n_test_groups']} test groups), "
-          f"{metrics['latency_ms']:.1f} ms/clip")
+          f"{metrics['latency_ms']:.1f} ms/clip; video level over {metrics['views']} views: "
+          f"top-1 {metrics['video_top1_accuracy']:.3f}, "
+          f"macro-F1 {metrics['video_macro_f1']:.3f}")
     return metrics
 
 
@@ -74,9 +77,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="its test rows are logged as the run's test dataset (default: "
                         "%(default)s)")
     p.add_argument("--report", help="default: reports/evaluate/<arch>")
+    p.add_argument("--views", default="data/views",
+                   help="the test clips' extra temporal views (stage extract_views; default: "
+                        "%(default)s)")
     p.set_defaults(run=lambda a: run_stage(
         evaluate, params=a.params, arch=a.arch, model=a.model or f"models/{a.arch}",
-        manifest=a.manifest, frames=a.frames, features=a.features,
+        manifest=a.manifest, frames=a.frames, features=a.features, views=a.views,
         report=a.report or f"reports/evaluate/{a.arch}"))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from actionrec.config import load_params
-from actionrec.pipeline import add_params_option, run_stage, stage_main
+from actionrec.pipeline import add_extraction_options, stage_main
 
 DESCRIPTION = ("Sample frames.sequence_length frames per clip, crop and resize to every image "
                "size the architectures need (a folder per size).")
@@ -42,16 +42,7 @@ def extract(params: str, raw: str, manifest: str, classes: str, probe: str, out:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The stage's options; sets ``run``."""
-    add_params_option(p)
-    p.add_argument("--raw", default="data/raw")
-    p.add_argument("--manifest", default="data/manifest.csv")
-    p.add_argument("--classes", default="data/classes.json")
-    p.add_argument("--probe", default="data/probe.csv")
-    p.add_argument("--out", default="data/frames")
-    p.add_argument("--report", default="reports/extract_frames.json")
-    p.set_defaults(run=lambda a: run_stage(
-        extract, params=a.params, raw=a.raw, manifest=a.manifest, classes=a.classes,
-        probe=a.probe, out=a.out, report=a.report))
+    add_extraction_options(p, extract, "data/frames", "reports/extract_frames.json")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
