@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: help setup pipeline demo profile test test-unit test-slow test-backends lint ci-pipeline \
-	baseline bench gpu-check gpu-wheels docs mlflow-server mlflow-stop
+	baseline bench gpu-check gpu-wheels docs protocol mlflow-server mlflow-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test-backends: setup  ## the tests whose Keras code differs by backend, again un
 
 ci-pipeline: setup  ## what CI runs after the tests: tiny pipeline in .ci-work/ + regression gate
 	bash ci/tiny_pipeline.sh
+
+protocol: setup  ## the three official splits as DVC experiments: reports/protocol.md (3x the pipeline)
+	actionrec protocol
 
 baseline: setup  ## rerun the tiny pipeline and rewrite ci/baseline/ (commit it with your change)
 	bash ci/tiny_pipeline.sh --update-baseline

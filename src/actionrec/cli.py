@@ -18,6 +18,7 @@ options as its ``stages/<stage>.py`` (both come from :mod:`actionrec.pipeline`).
     actionrec track models/ARCH # log a trained run the tracking server missed
     actionrec mlflow-server start|stop|status|backup DIR|restore DIR   # team server
     actionrec sweep ARCH --trials N   # hyper-parameter search; other machines join it
+    actionrec protocol          # the three official splits as DVC experiments, their mean
 
 Paths default to the ones in ``dvc.yaml``; ``--params`` picks another params file.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from actionrec import commands
 from actionrec.pipeline import (
@@ -189,6 +191,36 @@ def _predict(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _protocol(sub) -> None:
+    p = sub.add_parser(
+        "protocol", help="the official splits as DVC experiments; reports/protocol.md",
+        description="Run the pipeline on each official split (protocol.splits, each\n"
+                    "protocol.runs_per_split times with its own seed) as DVC experiments\n"
+                    "(`dvc exp run --queue`, then `--run-all`), read their metrics through\n"
+                    "dvc.api.exp_show, and write reports/protocol.md and .png: each split's\n"
+                    "figures, their mean and standard deviation, the champion by the mean.\n"
+                    "Experiments already run on these params are kept: a second call with\n"
+                    "nothing changed trains nothing. In MLflow, one parent run `protocol`.",
+        epilog="examples:\n"
+               "  make protocol                        # the real run, all five architectures\n"
+               "  actionrec protocol --architectures lrcn convlstm\n"
+               "  dvc exp show --only-changed         # the experiments, side by side",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _params(p)
+    from actionrec.config import ARCHITECTURES
+
+    p.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, metavar="ARCH",
+                   help="run and report these only (default: all)")
+    p.add_argument("--out", default="reports", help="report folder (default: %(default)s)")
+
+    def run(a: argparse.Namespace) -> None:
+        from actionrec.protocol import run_protocol
+
+        run_stage(run_protocol, params_path=a.params, archs=a.architectures, out=Path(a.out))
+
+    p.set_defaults(run=run)
+
+
 def _track(sub) -> None:
     p = sub.add_parser(
         "track", help="log a trained model's run that the tracking server missed",
@@ -271,7 +303,7 @@ def _sweep(sub) -> None:
 COMMANDS = (_check_params, _download, _subsample, _validate, _extract_frames, _extract_views,
             _extract_features,
             _train, _evaluate, _compare, _synthesize, _show_params, _profile, _gate, _predict,
-            _track, _mlflow_server, _sweep)
+            _track, _mlflow_server, _sweep, _protocol)
 
 
 def build_parser() -> argparse.ArgumentParser:

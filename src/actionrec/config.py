@@ -406,6 +406,21 @@ class SweepSettings(_Strict):
     enqueue: list[dict[str, Any]] = []
 
 
+class ProtocolSettings(_Strict):
+    """``actionrec protocol`` (:mod:`actionrec.protocol`): the official splits to run, and
+    the runs of each (each with its own seed); no stage reads it."""
+
+    splits: Annotated[list[Literal[1, 2, 3]], Field(min_length=1)] = [1, 2, 3]
+    runs_per_split: Annotated[int, Field(ge=1, le=10)] = 1
+
+    @field_validator("splits")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each split once: {v}")
+        return sorted(v)
+
+
 class Params(_Strict):
     """The whole of ``params.yaml`` (less the ``profiles`` table)."""
 
@@ -421,6 +436,7 @@ class Params(_Strict):
     compare: CompareSettings = CompareSettings()
     gate: GateSettings = GateSettings()
     sweep: SweepSettings = SweepSettings()
+    protocol: ProtocolSettings = ProtocolSettings()
 
     def experiment_name(self) -> str:
         """MLflow experiment: ``mlflow.experiment`` or ``actionrec-<profile>``."""

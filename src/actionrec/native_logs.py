@@ -47,8 +47,9 @@ _ABSL = re.compile(r"^(?P<sev>[IWEF])\d{4} [\d:.]+\s+\d+ (?P<file>[\w.]+):\d+\] 
 _CPU_FEATURES_TAIL = "To enable the following instructions:"
 #: Error-level lines of TensorFlow 2.21 that report no error: (source file, words in it).
 BENIGN_ERRORS = (
-    # a oneDNN kernel missing on CPUs without AVX-512: the Eigen kernel is used instead
-    ("util.cc", "oneDNN supports DT_BOOL only on platforms with AVX-512"),
+    # a oneDNN kernel for a dtype (DT_BOOL, DT_UINT8, ...) missing on this CPU: the Eigen
+    # kernel is used instead
+    ("util.cc", "only on platforms with AVX-512. Falling back to the default Eigen-based"),
     # a tf.data graph attribute newer than the runtime's op registry; ignored by design
     ("node_def_util.cc", "use_unbounded_threadpool"),
 )

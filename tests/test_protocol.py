@@ -1,0 +1,78 @@
+"""`actionrec protocol` (protocol.py): the three official splits as DVC experiments, on a
+copy of the tiny run reduced to two architectures of one epoch (the synthetic source
+writes three splits, its test groups moving with the split)."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import yaml
+
+from actionrec.protocol import FIGURES, Planned, plan
+from tests.helpers import copy_project, run_cmd
+
+ARCHS = ["lrcn", "convlstm"]
+
+
+def test_each_split_gets_its_own_seed_and_split_1s_first_run_is_the_workspaces(repo_params):
+    from actionrec.config import parse_params
+
+    raw = {**{k: v for k, v in repo_params.items() if k != "profiles"},
+           "protocol": {"splits": [3, 1], "runs_per_split": 2}}
+    planned = plan(parse_params(raw, source="params.yaml"))
+    assert planned == [Planned(1, 0, 42), Planned(1, 1, 43), Planned(3, 0, 242),
+                       Planned(3, 1, 243)]
+    assert planned[0].name == "protocol-s1-r0"
+
+
+@pytest.mark.slow
+def test_protocol_reports_every_split_from_dvc_and_a_second_run_trains_nothing(
+        tiny_run, tmp_path):
+    import dvc.api
+    from mlflow import MlflowClient
+
+    project = copy_project(tiny_run, tmp_path / "project")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for arch in ARCHS:
+        params["models"][arch]["epochs"] = 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    first = run_cmd(["actionrec", "protocol", "--architectures", *ARCHS], cwd=project,
+                    timeout=1500)
+    assert "running 3 experiment(s)" in first.stdout
+    report = (project / "reports" / "protocol.md").read_text()
+    assert (project / "reports" / "protocol.png").stat().st_size > 0
+
+    # every architecture x split, and each mean and sd as computed from `dvc exp show`
+    rows = {r["Experiment"]: r for r in dvc.api.exp_show(repo=str(project))
+            if r.get("Experiment")}
+    assert {"protocol-s1-r0", "protocol-s2-r0", "protocol-s3-r0"} <= set(rows)
+    assert [rows[f"protocol-s{s}-r0"]["data.split"] for s in (1, 2, 3)] == [1, 2, 3]
+    for arch in ARCHS:
+        for figure in FIGURES:
+            xs = [rows[f"protocol-s{s}-r0"][f"reports/evaluate/{arch}/metrics.json:{figure}"]
+                  for s in (1, 2, 3)]
+            cells = " | ".join(f"{x:.3f}" for x in xs)
+            line = (f"| {arch} | {cells} | {statistics.fmean(xs):.3f} ± "
+                    f"{statistics.stdev(xs):.3f} |")
+            assert line in report, (arch, figure, line)
+    # the same classes everywhere; other test groups in each split; what varied
+    assert "Classes, the same in every split" in report
+    assert "no two splits test the same groups" in report
+    assert "protocol-s2-r0 142" in report and "Champion by the 3-split mean" in report
+
+    # MLflow: one parent run, each experiment's training runs its children
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parent = client.search_runs(experiments, "tags.`dvc_stage` = 'protocol'")
+    assert len(parent) == 1
+    children = client.search_runs(
+        experiments, f"tags.`mlflow.parentRunId` = '{parent[0].info.run_id}'")
+    assert sorted((r.data.tags["protocol.experiment"], r.data.tags["architecture"])
+                  for r in children) == sorted((f"protocol-s{s}-r0", a)
+                                               for s in (1, 2, 3) for a in ARCHS)
+
+    again = run_cmd(["actionrec", "protocol", "--architectures", *ARCHS], cwd=project)
+    assert "nothing to run" in again.stdout and "Running stage" not in again.stdout
+    assert (project / "reports" / "protocol.md").read_text() == report
