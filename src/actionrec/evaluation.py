@@ -158,7 +158,7 @@ def video_level_probs(model, single: np.ndarray, rows: pd.DataFrame,
         view that could not be decoded is left out of its mean), in ``rows``' order; with
         one view, ``single`` itself.
     """
-    from actionrec.data.datasets import FrameSequence
+    from actionrec.data.frames import read_clip
 
     if views_store is None or not (views_store / "meta.json").exists():
         return single, 1
@@ -168,8 +168,11 @@ def video_level_probs(model, single: np.ndarray, rows: pd.DataFrame,
         return single, 1
     position = {video: i for i, video in enumerate(rows["video"])}
     index = index[index["video"].isin(position)].reset_index(drop=True)
-    probs = np.asarray(model.predict(FrameSequence(views_store, index, single.shape[1],
-                                                   batch_size), verbose=0))
+    # one clip per call, as measure_latency calls it: the whole network is traced once
+    # for both (a batch of another size would trace it again: EfficientNetB7, ~10 s)
+    meta = json.loads((views_store / "meta.json").read_text())
+    probs = np.concatenate([np.asarray(model.predict_on_batch(
+        read_clip(views_store, f, meta)[None])) for f in index["file"]])
     total, count = single.astype(np.float64), np.ones(len(rows))
     at = index["video"].map(position).to_numpy()
     np.add.at(total, at, probs)

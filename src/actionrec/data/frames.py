@@ -23,6 +23,11 @@ cache keeps them once), and :func:`read_clip` enlarges on read. Storing upsample
 would write 6x the bytes for no information and make the stage I/O bound (3-4x a bare
 decode instead of ~1.1x; see docs/benchmarks.md).
 
+The views store (``data/views``, :func:`extract_views`) has the same layout for the test
+clips' other temporal views: ``test/<Class>/<video>.v<k>.npy`` for view ``k`` of
+``evaluate.views`` (view 0 is the frame store's sequence), a ``view`` column in its
+``index.csv`` and ``views`` in its ``meta.json``.
+
 Every ``<out>/<size>`` folder is thus complete on its own: a stage that reads one size
 depends on that folder alone (``data/frames/${item.image_size}`` in ``dvc.yaml``), and
 a change to another size leaves it bit-identical, so the stages that read it stay cached.
