@@ -162,7 +162,8 @@ def video_level_probs(model, single: np.ndarray, rows: pd.DataFrame,
 
     if views_store is None or not (views_store / "meta.json").exists():
         return single, 1
-    views = int(json.loads((views_store / "meta.json").read_text()).get("views", 1))
+    meta = json.loads((views_store / "meta.json").read_text())
+    views = int(meta.get("views", 1))
     index = pd.read_csv(views_store / "index.csv")
     if views == 1 or index.empty:
         return single, 1
@@ -170,7 +171,6 @@ def video_level_probs(model, single: np.ndarray, rows: pd.DataFrame,
     index = index[index["video"].isin(position)].reset_index(drop=True)
     # one clip per call, as measure_latency calls it: the whole network is traced once
     # for both (a batch of another size would trace it again: EfficientNetB7, ~10 s)
-    meta = json.loads((views_store / "meta.json").read_text())
     probs = np.concatenate([np.asarray(model.predict_on_batch(
         read_clip(views_store, f, meta)[None])) for f in index["file"]])
     total, count = single.astype(np.float64), np.ones(len(rows))

@@ -133,12 +133,14 @@ def queue_missing(repo: Path, planned: list[Planned], targets: list[str],
 
 @dataclass
 class Result:
-    """The protocol's figures: ``values[arch][figure][(split, run)]``."""
+    """The protocol's figures: ``values[arch][figure][(split, run)]``; ``revs``: each
+    experiment's commit (by name)."""
 
     values: dict[str, dict[str, dict[tuple[int, int], float]]]
     planned: list[Planned]
     test_groups: dict[int, list[int]]
     classes: list[str]
+    revs: dict[str, str]
 
     def summary(self, arch: str, figure: str) -> tuple[float, float]:
         """Mean and sample standard deviation over every run (0 with one run)."""
@@ -185,7 +187,8 @@ def collect(repo: Path, planned: list[Planned], archs: list[str]) -> Result:
             raise ActionrecError(f"experiment {p.name} has other classes ({these}) than the "
                                  f"others ({classes})")
         classes = these
-    return Result(values, planned, groups, classes or [])
+    return Result(values, planned, groups, classes or [],
+                  {p.name: rows[p.name]["rev"] for p in planned})
 
 
 def champion(result: Result, metric: str) -> str:
@@ -259,8 +262,7 @@ def plot(result: Result, metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def link_runs(repo: Path, result: Result, params: Params, uri: str, baseline: str,
-              archs: list[str]) -> str:
+def link_runs(repo: Path, result: Result, params: Params, uri: str, baseline: str) -> str:
     """One MLflow parent run ``protocol`` per baseline commit (reused by a second call);
     every training run of the protocol's experiments (``models/<arch>/mlflow_run.json``
     at the experiment's commit) becomes its child. Returns the parent's id."""
@@ -276,12 +278,11 @@ def link_runs(repo: Path, result: Result, params: Params, uri: str, baseline: st
     parent = found[0].info.run_id if found else client.create_run(
         experiment_id, run_name="protocol",
         tags={"protocol.baseline": baseline, "dvc_stage": "protocol"}).info.run_id
-    rows = {r["Experiment"]: r for r in experiments(repo) if r.get("Experiment")}
     children = {}
     for p in result.planned:
-        for a in archs:
+        for a in result.values:
             run = json.loads(dvc.api.read(f"models/{a}/mlflow_run.json", repo=str(repo),
-                                          rev=rows[p.name]["rev"]))
+                                          rev=result.revs[p.name]))
             children[run["run_id"]] = p.name
     earlier = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
     for run in earlier:  # runs of experiments since replaced (other params)
@@ -291,7 +292,7 @@ def link_runs(repo: Path, result: Result, params: Params, uri: str, baseline: st
     for run_id, name in children.items():
         client.set_tag(run_id, "mlflow.parentRunId", parent)
         client.set_tag(run_id, "protocol.experiment", name)
-    for a in archs:
+    for a in result.values:
         for f in FIGURES:
             mean, sd = result.summary(a, f)
             client.log_metric(parent, f"{a}.{f}_mean", mean)
@@ -312,7 +313,7 @@ def run_protocol(params_path: str = "params.yaml", repo: Path = Path("."),
     Raises:
         ActionrecError: a DVC command or an experiment failed (its logs named).
     """
-    from actionrec.tracking import store
+    from actionrec.tracking import runs, store
 
     params_file = Path(repo) / params_path
     params = load_params(params_file)
@@ -328,15 +329,14 @@ def run_protocol(params_path: str = "params.yaml", repo: Path = Path("."),
         print("protocol: every experiment is done for this commit and these params; "
               "nothing to run", flush=True)
     result = collect(repo, planned, archs)
-    baseline = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                              text=True, check=True).stdout.strip()
+    baseline = runs.git_commit(Path(repo))
     metric = params.compare.metric
     out = Path(repo) / out
     write_text(out / "protocol.md", render(result, metric, baseline))
     plot(result, metric, out / "protocol.png")
     parent = link_runs(repo, result, params,
                        uri or store.tracking_uri(params.mlflow.tracking_uri, Path(repo)),
-                       baseline, archs)
+                       baseline)
     print(f"protocol: {out / 'protocol.md'} and protocol.png; champion by the mean "
           f"{metric}: {champion(result, metric)}; MLflow parent run {parent}", flush=True)
     return result
