@@ -74,6 +74,8 @@ bench: setup  ## benchmarks (figures recorded in docs/benchmarks.md; ~20 min)
 	python benchmarks/input_pipeline.py
 	python benchmarks/predict.py
 	python benchmarks/archive_readers.py
+	python benchmarks/frame_store.py --formats
+	python benchmarks/frame_store.py --input
 
 gpu-check: setup  ## the GPU check at small sizes on this CPU (~3 min; on a GPU: docs/benchmarks.md)
 	python benchmarks/gpu_check.py --small --out .gpu-check

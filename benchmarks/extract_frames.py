@@ -6,6 +6,7 @@ videos). Each measurement runs in a fresh process so that peak RSS is its own.
 
     python benchmarks/extract_frames.py                 # synthetic 320x240 clips, like UCF101
     python benchmarks/extract_frames.py --videos 40 160 --frames 150 --workers 2
+    python benchmarks/extract_frames.py --workers 1 --engines local ray   # and Ray's start-up
 
 The stage reads the decoded frame count from the validate stage's probe, so one
 decoding pass suffices; the probe's own cost is printed too (it is part of
@@ -46,8 +47,11 @@ def _peak_rss_mib() -> tuple[float, float]:
     return own, kids
 
 
-def child(kind: str, root: Path, workers: int, sizes: list[int], length: int) -> dict:
-    """One measurement in this process: ``bare``, ``probe`` or ``stage``."""
+def child(kind: str, root: Path, workers: int, sizes: list[int], length: int,
+          clips_per_shard: int) -> dict:
+    """One measurement in this process: ``bare``, ``probe``, ``stage`` (the local engine),
+    ``stage ray`` (Ray Data on a Ray started for it) or ``ray start`` (Ray's start and stop
+    alone)."""
     import pandas as pd
 
     from actionrec.config import FrameSettings
@@ -67,12 +71,21 @@ def child(kind: str, root: Path, workers: int, sizes: list[int], length: int) ->
         probed = probe_videos(list(manifest["path"]), videos, workers, progress=False)
         frames = int(probed["n_frames"].sum())
         probed.to_csv(root / "probe.csv", index=False)
+    elif kind == "ray start":
+        import ray
+
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        ray.shutdown()
+        frames = 0
     else:
         probed = pd.read_csv(root / "probe.csv")
+        engine = "ray" if kind == "stage ray" else "local"
         with tempfile.TemporaryDirectory(dir=root) as out:
             extract_frames(manifest, probed, classes, videos, sizes,
-                           FrameSettings(sequence_length=length, workers=workers), Path(out),
-                           0.0, Path(out) / "report.json", progress=False)
+                           FrameSettings(sequence_length=length, workers=workers,
+                                         engine=engine, clips_per_shard=clips_per_shard),
+                           Path(out) / "frames", 0.0, Path(out) / "report.json", progress=False)
             frames = int(probed["n_frames"].sum())
     seconds = time.perf_counter() - start
     own, kids = _peak_rss_mib()
@@ -96,18 +109,23 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=20, help="sequence length T")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per measurement; the fastest is reported (default: %(default)s)")
+    ap.add_argument("--clips-per-shard", type=int, default=16,
+                    help="frames.clips_per_shard (default: %(default)s: a few shards a worker)")
+    ap.add_argument("--engines", nargs="+", default=["local"], choices=["local", "ray"],
+                    help="frames.engine values to measure (ray: also its start-up alone)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "ROOT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], Path(args.child[1]), args.workers, args.sizes,
-                               args.length)))
+                               args.length, args.clips_per_shard)))
         return
 
     from actionrec.data.synthetic import generate
     from actionrec.parallel import resolve_workers
 
     workers = resolve_workers(args.workers)
-    print(f"extract_frames benchmark: {workers} worker(s), sizes {args.sizes}, T={args.length}, "
+    print(f"extract_frames benchmark: {workers} worker(s), engines {args.engines}, "
+          f"{args.clips_per_shard} clips per shard, sizes {args.sizes}, T={args.length}, "
           f"320x240 XVID clips of {args.frames} frames, OpenCV {cv2.__version__}, "
           f"best of {args.repeat}")
     rows = []
@@ -119,10 +137,12 @@ def main() -> None:
             generate(root, ["sit_down", "stand_up", "wave", "jumping_jack", "walk"], groups, 1,
                      clips_per_group, args.frames, args.frames, 320, 240, 25.0, seed=1,
                      progress=False)
-            for kind in ("bare", "probe", "stage"):
+            kinds = ["bare", "probe", *(["stage"] if "local" in args.engines else []),
+                     *(["stage ray", "ray start"] if "ray" in args.engines else [])]
+            for kind in kinds:
                 cmd = [sys.executable, __file__, "--child", kind, str(root), "--workers",
-                       str(workers), "--length", str(args.length), "--sizes",
-                       *map(str, args.sizes)]
+                       str(workers), "--length", str(args.length), "--clips-per-shard",
+                       str(args.clips_per_shard), "--sizes", *map(str, args.sizes)]
                 runs = [json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                                   text=True).stdout.strip().splitlines()[-1])
                         for _ in range(args.repeat)]
@@ -137,8 +157,11 @@ def main() -> None:
     print()
     for n in {r["clips"] for r in rows}:
         t = {r["kind"]: r["seconds"] for r in rows if r["clips"] == n}
-        print(f"{n} clips: stage / bare decode = {t['stage'] / t['bare']:.2f} (target <= 1.25); "
-              f"probe + stage / bare = {(t['probe'] + t['stage']) / t['bare']:.2f}")
+        for stage in ("stage", "stage ray"):
+            if stage in t:
+                both = (t["probe"] + t[stage]) / t["bare"]
+                print(f"{n} clips: {stage} / bare decode = {t[stage] / t['bare']:.2f} (target "
+                      f"<= 1.25); probe + {stage} / bare = {both:.2f}")
 
 
 if __name__ == "__main__":

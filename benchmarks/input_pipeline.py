@@ -162,7 +162,7 @@ def main() -> None:
                 set_determinism(0)
                 model = arch.build(s, c, t_len)
                 compile_model(model, 1e-3, 0.9, 0.999, c)
-                clips = np.stack([read_clip(store, f) for f in train_rows["file"]])
+                clips = np.stack([read_clip(store, c) for c in train_rows["clip"]])
                 alone = len(y) / _best_epoch(model, clips, y, ps.batch_size, args.repeat)
                 for w in args.workers:
                     seq = FrameSequence(store, train_rows, c, ps.batch_size, shuffle=True,
@@ -175,10 +175,10 @@ def main() -> None:
             s = arch.settings(image_size=size, backbone={
                 "weights": None, "feature_batch_size": ps.backbone.feature_batch_size})
             n = min(feature_clips[name], len(train_rows))
-            sub = store.parent / f"{size}-{name}"  # the first n training clips, same files
+            sub = store.parent / f"{size}-{name}"  # the first n training clips, same shards
             sub.mkdir()
             shutil.copy(store / "meta.json", sub / "meta.json")
-            (sub / "train").symlink_to(store / "train", target_is_directory=True)
+            (sub / "shards").symlink_to(store / "shards", target_is_directory=True)
             index = split_index(store, "train").head(n)
             index.to_csv(sub / "index.csv", index=False)
             set_determinism(0)
@@ -189,7 +189,7 @@ def main() -> None:
             backbone_feature_model(arch.backbone, s)
             build = time.perf_counter() - t0
             batch = max(1, s.backbone.feature_batch_size // t_len) * t_len
-            frames = np.concatenate([read_clip(store, f) for f in index["file"]])  # at S
+            frames = np.concatenate([read_clip(store, c) for c in index["clip"]])  # at S
             extractor.predict_on_batch(frames[:batch])  # warm-up (tracing)
             t0 = time.perf_counter()
             for i in range(0, len(frames), batch):

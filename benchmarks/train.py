@@ -105,7 +105,7 @@ def main() -> None:
             store = root / "frames" / str(size)
             train_rows = split_index(store, "train")
             y = one_hot(train_rows["label"].to_numpy(), n_classes)
-            frames = np.stack([read_clip(store, f) for f in train_rows["file"]])
+            frames = np.stack([read_clip(store, c) for c in train_rows["clip"]])
             if arch.backbone is None:
                 s = arch.settings(image_size=size)
                 set_determinism(0)

@@ -104,7 +104,7 @@ def stage_project(src: Path, dst: Path, epochs: int | None, uri: str | None,
     ``clips``: keep only the first ``clips`` clips of every class in every split (manifest
     and frame store alike; 384 in the tiny run, 48 with ``clips=4``), for tests whose point
     is not accuracy: determinism, the JAX backend, the team server. ``None`` keeps them all.
-    The frame files are hard links to ``src``'s: training and extraction only read them."""
+    The shards are hard links to ``src``'s: training and extraction only read them."""
     import pandas as pd
 
     raw = yaml.safe_load((src / "params.yaml").read_text())
@@ -122,9 +122,9 @@ def stage_project(src: Path, dst: Path, epochs: int | None, uri: str | None,
     if clips is not None:
         index = index.groupby(["split", "class_name"], sort=False).head(clips)
         manifest = manifest[manifest["video"].isin(index["video"])]
-    for file in index["file"]:
-        (out / file).parent.mkdir(parents=True, exist_ok=True)
-        os.link(store / file, out / file)  # read-only use: training and extraction only read
+    for shard in index["shard"].unique():  # a clip's shard and position stay as they were
+        (out / shard).parent.mkdir(parents=True, exist_ok=True)
+        os.link(store / shard, out / shard)  # read-only use: training and extraction only read
     index.to_csv(out / "index.csv", index=False)
     manifest.to_csv(dst / "data" / "manifest.csv", index=False)
     (dst / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -122,7 +122,7 @@ def test_the_video_level_answer_is_the_mean_of_the_views_probabilities(tmp_path)
     """Two test videos, three views each; the views of video b disagree (view 0 dark, the
     others bright): its video-level probabilities are the mean of the three, and its
     answer flips to class 1. A store of one view gives view 0's probabilities unchanged."""
-    from actionrec.data.frames import save_npy, view_file
+    from actionrec.data.frames import write_store
     from actionrec.evaluation import video_level_probs
 
     t, size = 4, 8
@@ -133,17 +133,13 @@ def test_the_video_level_answer_is_the_mean_of_the_views_probabilities(tmp_path)
                          "group": [1, 2], "split": "test"})
     single = np.asarray(model.predict(np.stack([clip["a", 0], clip["b", 0]]), verbose=0))
     store = tmp_path / "views" / str(size)
-    index = []
-    for (video, view), c in clip.items():
-        if view:
-            file = view_file("test", "X", video, view)
-            save_npy(store / file, c)
-            index.append({"file": file, "video": video, "class_name": "X", "label": 0,
-                          "split": "test", "group": 1, "n_frames": 40, "n_valid": t,
-                          "view": view})
-    pd.DataFrame(index).to_csv(store / "index.csv", index=False)
-    (store / "meta.json").write_text(json.dumps({"size": size, "files_in": str(size),
-                                                 "stored_size": size, "views": 3}))
+    views_only = [key for key in clip if key[1]]
+    index = pd.DataFrame([{"video": video, "class_name": "X", "label": 0, "split": "test",
+                           "group": 1, "n_frames": 40, "n_valid": t, "view": view}
+                          for video, view in views_only])
+    write_store(store, index, np.stack([clip[key] for key in views_only]),
+                {"size": size, "files_in": str(size), "stored_size": size, "views": 3},
+                clips_per_shard=3)
     probs, views = video_level_probs(model, single, rows, store, batch_size=2)
     each = {key: np.asarray(model.predict(c[None], verbose=0))[0] for key, c in clip.items()}
     expected = [np.mean([each[v, k] for k in range(3)], axis=0) for v in ("a", "b")]

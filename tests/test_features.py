@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from actionrec.config import FrameSettings
-from actionrec.data.frames import extract_frames
+from actionrec.data.frames import extract_frames, read_clip
 from actionrec.data.validation import probe_videos
 from tests.helpers import synth_manifest
 
@@ -53,7 +53,7 @@ def test_extract_features_reads_ahead_and_enlarges_in_the_model(synth_dir, tmp_p
     assert data.val is None and data.n_val == 0 and data.n_train == len(np.load(
         tmp_path / "w2" / "train.npy", mmap_mode="r"))
     rows = pd.read_csv(tmp_path / "w2" / "train.csv")
-    clip = np.load(out / "75" / rows["file"].iloc[0])
+    clip = read_clip(out / "75", rows["clip"].iloc[0], enlarge=False)
     assert clip.shape[1] == 64  # stored at the clips' side, not at 75 px
     model = seeded(backbone_feature_model, get_architecture("inceptionv3_gru").backbone, s)
     expected = model.predict(clip, verbose=0)

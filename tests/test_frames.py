@@ -5,6 +5,7 @@ that fail the stage on bad clips."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -26,22 +27,114 @@ def test_extract_frames_store(synth_copy, tmp_path):
     (synth_copy / "UCF-101" / broken).write_bytes(b"RIFF" + b"\x00" * 500)
     probed = probe_videos(list(manifest["path"]), synth_copy / "UCF-101", 2, progress=False)
     out = tmp_path / "frames"
-    report = extract_frames(manifest, probed, classes, synth_copy / "UCF-101", [16, 40], FRAMES,
-                            out, 0.1, tmp_path / "extract.json", progress=False)
+    settings = FRAMES.model_copy(update={"clips_per_shard": 5})
+    report = extract_frames(manifest, probed, classes, synth_copy / "UCF-101", [16, 40],
+                            settings, out, 0.1, tmp_path / "extract.json", progress=False)
     assert report["n_extracted"] == 23 and [e["path"] for e in report["excluded"]] == [broken]
+    per_split = manifest.groupby("split").size()
     for size in (16, 40):
         index = pd.read_csv(out / str(size) / "index.csv")
         assert len(index) == 23 and broken not in set(index["video"] + ".avi")
-        clip = np.load(out / str(size) / index["file"].iloc[0], mmap_mode="r")
-        assert clip.shape == (6, size, size, 3) and clip.dtype == np.uint8
+        # each split in runs of 5 clips, in the index's order: shard k, positions 0..4
+        shards = sorted(p.name for p in (out / str(size) / "shards").iterdir())
+        assert shards == sorted(f"{split}-{k:05d}.npy" for split, n in per_split.items()
+                                for k in range(-(-n // 5)))
+        first = np.load(out / str(size) / index["shard"].iloc[0], mmap_mode="r")
+        assert first.shape == (5, 6, size, size, 3) and first.dtype == np.uint8
         assert (index["n_valid"] == 6).all()
-    # The stored frames are exactly what decoding the clip gives.
+        assert not (tmp_path / ".partial").exists()  # the work folder is gone
+    # The stored frames are exactly what decoding the clip gives, where the index says.
     from actionrec.data.video import load_clip
 
     row = pd.read_csv(out / "16" / "index.csv").iloc[5]
     src = manifest.set_index("video").loc[row["video"], "path"]
     expected, _ = load_clip(synth_copy / "UCF-101" / src, 6, 16)
-    assert np.array_equal(np.load(out / "16" / row["file"]), expected)
+    assert np.array_equal(np.load(out / "16" / row["shard"])[row["position"]], expected)
+    assert np.array_equal(read_clip(out / "16", row["clip"]), expected)
+    # The broken clip's slot is zeros and no row points at it.
+    assert report["n_clips"] - report["n_extracted"] == 1
+
+
+def test_a_corrupt_or_truncated_shard_is_named_not_read_as_zeros(synth_dir, tmp_path):
+    manifest, classes = synth_manifest(synth_dir)
+    probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
+    store = tmp_path / "frames" / "16"
+    extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [16],
+                   FRAMES.model_copy(update={"clips_per_shard": 4}), tmp_path / "frames", 0.0,
+                   tmp_path / "extract.json", progress=False)
+    index = pd.read_csv(store / "index.csv")
+    row = index.iloc[1]
+    shard = store / row["shard"]
+    ok = read_clip(store, row["clip"])
+    # one flipped byte inside clip 1 of its shard
+    data = bytearray(shard.read_bytes())
+    at = len(data) - (4 - row["position"]) * ok.nbytes + 1000
+    data[at] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=rf"shard {shard} is corrupt: clip .*{row['video']}"):
+        read_clip(store, row["clip"])
+    other = index[(index["shard"] == row["shard"]) & (index.index != 1)].iloc[0]
+    assert np.array_equal(read_clip(store, other["clip"]).shape, ok.shape)  # the rest reads
+    # cut to half: refused when the shard is opened, naming it
+    last = index.iloc[-1]
+    cut = store / last["shard"]
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=rf"shard {cut} is truncated: \d+ of its \d+ bytes"):
+        read_clip(store, last["clip"])
+
+
+def test_a_killed_extraction_resumes_without_decoding_its_finished_shards(synth_dir, tmp_path):
+    """The stage's process is killed (SIGKILL) after its 2nd finished shard; the rerun
+    decodes only the clips of the other shards, and the store equals an unbroken run's."""
+    import subprocess
+    import sys
+
+    manifest, classes = synth_manifest(synth_dir)
+    probed = probe_videos(list(manifest["path"]), synth_dir / "UCF-101", 2, progress=False)
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    probed.to_csv(tmp_path / "probe.csv", index=False)
+    settings = FRAMES.model_copy(update={"clips_per_shard": 3, "workers": 1})
+    script = f"""
+import json, sys
+import pandas as pd
+from pathlib import Path
+import actionrec.data.frames as frames
+from actionrec.config import FrameSettings
+decoded = []
+read = frames.read_frames
+frames.read_frames = lambda path, idx: decoded.append(Path(path).name) or read(path, idx)
+try:
+    frames.extract_frames(pd.read_csv({str(tmp_path / 'manifest.csv')!r}),
+        pd.read_csv({str(tmp_path / 'probe.csv')!r}), {classes!r},
+        Path({str(synth_dir / 'UCF-101')!r}), [16, 40],
+        FrameSettings(**{settings.model_dump()!r}), Path(sys.argv[1]), 0.0,
+        Path(sys.argv[1] + '.json'), progress=False)
+finally:
+    Path(sys.argv[1] + '.decoded').write_text(json.dumps(decoded))
+"""
+    def run(out: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "ACTIONREC_EXTRACT_FAILPOINT"}
+        if failpoint:
+            env["ACTIONREC_EXTRACT_FAILPOINT"] = failpoint
+        return subprocess.run([sys.executable, "-c", script, out], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    killed = run(str(tmp_path / "frames"), "2")
+    assert killed.returncode == -9, killed.stderr
+    work = tmp_path / ".partial" / "frames"
+    assert len(list(work.glob("*.json"))) == 2 and not (tmp_path / "frames").exists()
+    resumed = run(str(tmp_path / "frames"))
+    assert resumed.returncode == 0, resumed.stderr
+    n_shards = sum(-(-n // 3) for n in manifest.groupby("split").size())
+    assert f"resuming, 2 of {n_shards} shards already extracted" in resumed.stdout
+    assert len(json.loads((tmp_path / "frames.decoded").read_text())) == 24 - 2 * 3
+    assert run(str(tmp_path / "unbroken")).returncode == 0
+    for size in ("16", "40"):
+        a, b = tmp_path / "frames" / size, tmp_path / "unbroken" / size
+        assert (a / "index.csv").read_text() == (b / "index.csv").read_text()
+        for shard in (b / "shards").iterdir():
+            assert (a / "shards" / shard.name).read_bytes() == shard.read_bytes()
+    assert not work.exists()
 
 
 def test_sizes_above_the_native_crop_are_stored_native_and_enlarged_on_read(synth_dir, tmp_path):
@@ -58,16 +151,18 @@ def test_sizes_above_the_native_crop_are_stored_native_and_enlarged_on_read(synt
     big_files = sorted(p.relative_to(out / "150") for p in (out / "150").rglob("*.npy"))
     assert big_files == sorted(p.relative_to(out / "60") for p in (out / "60").rglob("*.npy"))
     assert all((out / "150" / f).samefile(out / "60" / f) for f in big_files)
-    file = pd.read_csv(out / "150" / "index.csv")["file"].iloc[0]
+    row = pd.read_csv(out / "150" / "index.csv").iloc[0]
+    file = row["clip"]
+    stored = np.load(out / "60" / row["shard"])[row["position"]]
     big = read_clip(out / "150", file)
     assert big.shape == (6, 150, 150, 3) and big.dtype == np.uint8
-    assert np.array_equal(read_clip(out / "60", file), np.load(out / "60" / file))
-    assert np.array_equal(read_clip(out / "150", file, enlarge=False), np.load(out / "60" / file))
+    assert np.array_equal(read_clip(out / "60", file), stored)
+    assert np.array_equal(read_clip(out / "150", file, enlarge=False), stored)
     # Alone, a size above the native crop gets a tree stored at the native side.
     report = extract_frames(manifest, probed, classes, synth_dir / "UCF-101", [150], FRAMES,
                             tmp_path / "f2", 0.0, tmp_path / "extract.json", progress=False)
     assert report["stores"] == {"150": {"files_in": "150", "stored_size": 64}}
-    assert np.load(tmp_path / "f2" / "150" / file).shape == (6, 64, 64, 3)
+    assert np.load(tmp_path / "f2" / "150" / row["shard"]).shape[1:] == (6, 64, 64, 3)
     assert read_clip(tmp_path / "f2" / "150", file).shape == (6, 150, 150, 3)
 
 
@@ -114,3 +209,33 @@ def test_real_clips_avi_and_mp4(sample_dir, tmp_path):
     assert report["n_extracted"] == 4
     index = pd.read_csv(tmp_path / "frames" / "32" / "index.csv")
     assert sorted(index["video"].str.split("_").str[1]) == ["Basketball"] * 2 + ["Biking"] * 2
+
+
+@pytest.fixture(scope="module")
+def ray_here():
+    """A Ray on this machine for this module's tests (started once: ~5 s), as
+    ``frames.engine: ray`` starts one where ``$RAY_ADDRESS`` names no cluster."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_the_ray_engine_stores_the_same_bytes_as_the_local_one(synth_copy, tmp_path, ray_here):
+    manifest, classes = synth_manifest(synth_copy)
+    broken = manifest["path"].iloc[3]
+    (synth_copy / "UCF-101" / broken).write_bytes(b"RIFF" + b"\x00" * 500)  # found in the shard
+    probed = probe_videos(list(manifest["path"]), synth_copy / "UCF-101", 2, progress=False)
+    probed.loc[probed["path"] == broken, ["readable", "n_frames"]] = True, 40  # the probe missed it
+    stores = {}
+    for engine, workers in (("local", 1), ("ray", 2)):
+        settings = FRAMES.model_copy(update={"clips_per_shard": 4, "engine": engine,
+                                             "workers": workers})
+        out = tmp_path / engine
+        report = extract_frames(manifest, probed, classes, synth_copy / "UCF-101", [16, 40],
+                                settings, out, 0.1, tmp_path / f"{engine}.json", progress=False)
+        assert [e["path"] for e in report["excluded"]] == [broken]
+        stores[engine] = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+                          if p.is_file()}
+    assert stores["ray"] == stores["local"] and len(stores["ray"]) > 10

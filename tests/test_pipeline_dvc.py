@@ -47,7 +47,7 @@ def test_the_tiny_runs_data_stages_left_their_outputs(tiny_run):
     for size in (32, 75):
         index = pd.read_csv(tiny_run / "data" / "frames" / str(size) / "index.csv")
         assert len(index) == len(manifest)
-        clip = read_clip(tiny_run / "data" / "frames" / str(size), index["file"].iloc[0])
+        clip = read_clip(tiny_run / "data" / "frames" / str(size), index["clip"].iloc[0])
         assert clip.shape == (8, size, size, 3) and clip.dtype == np.uint8
 
 
@@ -67,7 +67,7 @@ def test_a_data_param_reruns_only_the_stages_that_read_it(tiny_run, tmp_path):
     for stage in ("download", "subsample", "validate"):
         assert f"Running stage '{stage}'" not in changed.stdout
     index = pd.read_csv(repo / "data" / "frames" / "32" / "index.csv")
-    assert np.load(repo / "data" / "frames" / "32" / index["file"].iloc[0]).shape[0] == 6
+    assert read_clip(repo / "data" / "frames" / "32", index["clip"].iloc[0]).shape[0] == 6
 
 
 def test_bad_param_is_refused_before_any_work(repo):

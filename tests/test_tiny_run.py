@@ -89,7 +89,7 @@ def test_saved_backbone_models_on_frames_agree_with_the_head_on_cached_features(
         store = repo / "data" / "frames" / str(meta["image_size"])
         reported = pd.read_csv(repo / "reports" / "evaluate" / arch / "predictions.csv").head(4)
         index = pd.read_csv(store / "index.csv").set_index("video")
-        clips = np.stack([read_clip(store, index.loc[v, "file"], enlarge=False)
+        clips = np.stack([read_clip(store, index.loc[v, "clip"], enlarge=False)
                           for v in reported["video"]])
         model = keras.models.load_model(repo / "models" / arch / "model.keras", safe_mode=True)
         # eager: predict() would trace the whole network for these 4 clips (EfficientNetB7:

@@ -217,7 +217,15 @@ class FrameSettings(_Strict):
     sampling: Literal["uniform", "first"] = "uniform"
     short_clip: Literal["pad", "loop"] = "pad"
     crop: Literal["center", "none"] = "center"
+    clips_per_shard: Annotated[int, Field(ge=1, le=1_000_000)] = 64
     workers: NonNegInt = 0
+    engine: Literal["local", "ray"] = "local"
+
+    def clip_settings(self) -> dict[str, Any]:
+        """The settings that decide a stored clip's pixels (not how the store is laid out
+        or how many processes decode): what a model's results depend on."""
+        return {k: getattr(self, k) for k in ("sequence_length", "sampling", "short_clip",
+                                              "crop")}
 
 
 class _ModelsBase(_Strict):
@@ -557,9 +565,10 @@ def load_params(path: str | os.PathLike[str] = "params.yaml", stage: str | None 
 
 #: Settings that change no result of any stage, so no stage declares them as a DVC param
 #: (changing them reruns nothing): where runs are logged and shown, how often system
-#: metrics are sampled, how many threads read or decode, how hard a download is
+#: metrics are sampled, how many threads read or decode and on which engine (the same
+#: bytes: tests/test_frames.py), how hard a download is
 #: retried (the bytes are pinned by sha256 or the download fails), and how long a
 #: multi-host job waits for a process. A stage may read them.
 RESULT_NEUTRAL = ("mlflow.tracking_uri", "mlflow.ui_url", "mlflow.system_metrics_interval_s",
                   "train.loader_workers", "train.peer_timeout_s", "validate.workers",
-                  "frames.workers", "data.download")
+                  "frames.workers", "frames.engine", "data.download")

@@ -172,7 +172,7 @@ def video_level_probs(model, single: np.ndarray, rows: pd.DataFrame,
     # one clip per call, as measure_latency calls it: the whole network is traced once
     # for both (a batch of another size would trace it again: EfficientNetB7, ~10 s)
     probs = np.concatenate([np.asarray(model.predict_on_batch(
-        read_clip(views_store, f, meta)[None])) for f in index["file"]])
+        read_clip(views_store, c)[None])) for c in index["clip"]])
     total, count = single.astype(np.float64), np.ones(len(rows))
     at = index["video"].map(position).to_numpy()
     np.add.at(total, at, probs)
@@ -241,7 +241,7 @@ def evaluate_architecture(name: str, model_dir: Path, frames_root: Path, feature
                                             "train")
     metrics["train_top1_accuracy"] = float(np.mean(
         train_probs.argmax(axis=1) == train_rows["label"].to_numpy()))
-    clip = read_clip(frames, rows["file"].iloc[0])[None]
+    clip = read_clip(frames, rows["clip"].iloc[0])[None]
     metrics["latency_ms"] = measure_latency(model, clip, latency_warmup, latency_runs)
     metrics["parameters"] = int(model.count_params())
     metrics["epochs_trained"] = int(meta.epochs_trained or 0)

@@ -22,6 +22,7 @@ backbone again (benchmarks/train.py measures the speed-up).
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +32,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from actionrec.data.frames import read_clip, save_npy
+from actionrec.data.frames import read_clip
 from actionrec.errors import ConfigError
-from actionrec.io import write_csv, write_json
+from actionrec.io import write_csv, write_json, writing
 from actionrec.models import get_architecture
 from actionrec.models.heads import storage_scale_log2
 from actionrec.models.settings import BackboneSettings
@@ -98,13 +99,17 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
         rows = index[index["split"] == split].reset_index(drop=True)
         if rows.empty:
             continue
-        feats = np.zeros((len(rows), t, bb.feature_dim), np.float16)
+        # written in place, memory-mapped: a Kinetics-sized split (650k x 20 x 2560
+        # float16, 67 GB) never sits in memory; renamed into place when complete
+        partial = out / f".{split}.npy.partial"
+        with writing(partial):
+            feats = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16,
+                                              shape=(len(rows), t, bb.feature_dim))
         starts = range(0, len(rows), clips_per_batch)
 
         def read(k: int, rows=rows, starts=starts) -> np.ndarray:
-            files = rows["file"].iloc[starts[k]:starts[k] + clips_per_batch]
-            return np.stack([read_clip(frame_store, f, frame_meta, enlarge=False)
-                             for f in files])
+            clips = rows["clip"].iloc[starts[k]:starts[k] + clips_per_batch]
+            return np.stack([read_clip(frame_store, c, enlarge=False) for c in clips])
 
         for start, clips in zip(starts, _read_ahead(read, len(starts), workers), strict=True):
             chunk = rows.iloc[start:start + clips_per_batch]
@@ -116,7 +121,9 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
             f = np.where(valid[..., None], f * np.float32(2.0 ** scale_log2), 0)
             feats[start:start + len(chunk)] = f.astype(np.float16)
             bar.update(len(chunk))
-        save_npy(out / f"{split}.npy", feats)
+        del feats  # unmapped (no msync: as save_npy, the page cache holds it)
+        with writing(out / f"{split}.npy"):
+            os.replace(partial, out / f"{split}.npy")
         write_csv(out / f"{split}.csv", rows)
     bar.close()
     meta = {"architecture": arch_name, "backbone": arch.backbone, "feature_dim": bb.feature_dim,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -34,31 +34,98 @@ def _one_thread_per_worker() -> None:
 
 
 def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str,
-                  unit: str = "clip", progress: bool = True) -> Iterator[R]:
+                  unit: str = "clip", progress: bool = True, total: int | None = None,
+                  count: Callable[[R], int] | None = None,
+                  engine: str = "local") -> Iterator[R]:
     """Yield ``fn(item)`` for every item, in completion order, on ``workers`` processes.
 
-    ``workers`` as in :func:`resolve_workers`; with one worker everything runs in
-    this process. Results stream back one at a time, so memory does not grow with
-    the number of items as long as each result is small. ``fn`` must be a
-    module-level function (it is pickled).
+    ``workers`` as in :func:`resolve_workers`; with one worker (and the local engine)
+    everything runs in this process. Results stream back one at a time, so memory does not
+    grow with the number of items as long as each result is small. ``fn`` must be a
+    module-level function (it is pickled). The progress bar counts ``total`` units, each
+    result adding ``count(result)`` (default: one per item).
 
-    Workers come from the ``forkserver`` start method, not a plain ``fork`` of this
+    ``engine``: ``local``, a process pool on this machine; ``ray``, Ray Data
+    (:func:`ray_map`): on the Ray cluster that ``$RAY_ADDRESS`` names, else on a Ray
+    started on this machine for this call. Both give the same results.
+
+    Local workers come from the ``forkserver`` start method, not a plain ``fork`` of this
     process: a process that has already used OpenCV's (or TensorFlow's) thread pool
     and then forks can deadlock in the child, as OpenCV's pool lock is copied held.
     The fork server is a fresh process that preloads OpenCV and NumPy once, so
     workers still start in milliseconds.
     """
     items = list(items)
+    with tqdm(total=len(items) if total is None else total, desc=desc, unit=unit,
+              disable=not progress) as bar:
+        for result in _run(fn, items, workers, engine):
+            yield result
+            bar.update(1 if count is None else count(result))
+
+
+def _run(fn: Callable[[T], R], items: list[T], workers: int, engine: str) -> Iterator[R]:
+    if engine == "ray":
+        yield from ray_map(fn, items, workers)
+        return
+    if engine != "local":
+        raise ValueError(f"engine {engine!r}: expected local or ray")
     n = min(resolve_workers(workers), max(1, len(items)))
-    with tqdm(total=len(items), desc=desc, unit=unit, disable=not progress) as bar:
-        if n == 1:
-            for item in items:
-                yield fn(item)
-                bar.update(1)
+    if n == 1:
+        yield from map(fn, items)
+        return
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["cv2", "numpy", "actionrec.parallel"])
+    with ctx.Pool(n, initializer=_one_thread_per_worker, maxtasksperchild=200) as pool:
+        yield from pool.imap_unordered(fn, items, chunksize=1)
+
+
+class _RayCall:
+    """``fn`` on one Ray Data row: the item and the result travel pickled (Arrow would
+    turn dicts and tuples into its own types)."""
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        import pickle
+
+        _one_thread_per_worker()
+        return {"result": pickle.dumps(self.fn(pickle.loads(row["item"])))}
+
+
+def ray_map(fn: Callable[[T], R], items: list[T], workers: int = 0) -> Iterator[R]:
+    """``fn(item)`` for every item as a Ray Data map, one block (one task) per item, results
+    in completion order.
+
+    With ``$RAY_ADDRESS`` set (``ray://host:10001``, ``host:6379`` or ``auto``) the work runs
+    on that cluster: every node needs this project's environment and the same paths (the
+    data on a shared mount). Otherwise a Ray is started on this machine for the call, with
+    ``workers`` CPUs (:func:`resolve_workers`; docs/benchmarks.md has its start-up cost),
+    and stopped after it. A Ray already initialised in this process is used as it is.
+    """
+    import logging
+    import pickle
+
+    import ray
+    import ray.data
+
+    started = not ray.is_initialized()
+    if started:
+        address = os.environ.get("RAY_ADDRESS") or None
+        ray.init(address=address, num_cpus=None if address else resolve_workers(workers),
+                 include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 logging_level=logging.WARNING)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the caller's bar counts what is done
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        if not items:
             return
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["cv2", "numpy", "actionrec.parallel"])
-        with ctx.Pool(n, initializer=_one_thread_per_worker, maxtasksperchild=200) as pool:
-            for result in pool.imap_unordered(fn, items, chunksize=1):
-                yield result
-                bar.update(1)
+        ds = ray.data.from_items([{"item": pickle.dumps(i)} for i in items],
+                                 override_num_blocks=len(items))
+        for row in ds.map(_RayCall(fn), num_cpus=1).iter_rows():
+            yield pickle.loads(row["result"])
+    finally:
+        if started:
+            ray.shutdown()

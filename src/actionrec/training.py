@@ -168,7 +168,7 @@ def _feature_data(features: Path, frames: Path, num_classes: int, batch_size: in
         vf, vm, vrows = load_features(features, "val")
         val = FeatureBatches(vf, vm, one_hot(vrows["label"].to_numpy(), num_classes),
                              batch_size, **share)
-    example = read_clip(frames, rows["file"].iloc[0])[None]
+    example = read_clip(frames, rows["clip"].iloc[0])[None]
     return TrainData(train, val, len(rows), len(vrows) if val is not None else 0, example)
 
 
@@ -193,7 +193,7 @@ def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, work
     train = FrameSequence(frames, rows, num_classes, batch_size, shuffle=True, seed=seed,
                           **loader)
     val = FrameSequence(frames, vrows, num_classes, batch_size, **loader) if len(vrows) else None
-    example = read_clip(frames, rows["file"].iloc[0])[None]
+    example = read_clip(frames, rows["clip"].iloc[0])[None]
     return TrainData(train, val, len(rows), len(vrows), example)
 
 
@@ -401,8 +401,7 @@ def run_fingerprint(p: Prepared, params: Params, job: multihost.Job,
 
     return resume.fingerprint(
         {**runs.flatten(f"models.{p.name}", p.s.model_dump(mode="json")), "seed": params.seed,
-         **{f"frames.{k}": getattr(params.frames, k)
-            for k in ("sequence_length", "sampling", "short_clip", "crop")},
+         **{f"frames.{k}": v for k, v in params.frames.clip_settings().items()},
          "train.distribute": params.train.distribute, "replicas": p.spread.replicas,
          "processes": job.num_processes,
          "mlflow.experiment": params.experiment_name(), "classes": p.classes},
@@ -451,7 +450,7 @@ def run_params(p: Prepared, params: Params, job: multihost.Job) -> dict[str, Any
 
     return {
         **runs.flatten("model", p.s.model_dump(mode="json")),
-        **runs.flatten("frames", params.frames.model_dump(mode="json")),
+        **runs.flatten("frames", params.frames.clip_settings()),
         "architecture": p.name, "seed": params.seed, "num_classes": len(p.classes),
         "classes": ",".join(p.classes), "n_train": p.data.n_train, "n_val": p.data.n_val,
         "trains_on": "features" if p.uses_features else "frames",

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from actionrec.data.frames import read_clip
+from actionrec.data.frames import open_store
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -123,7 +123,7 @@ class FrameSequence(ClipBatches):
     backend. Batches stay a function of (seed, epoch, index): Keras starts the enqueuer
     of an epoch after the callbacks' ``on_epoch_begin`` (where :class:`SyncEpoch` sets
     the epoch) and stops it before :meth:`on_epoch_end`, and delivers batches in order.
-    ``enlarge``: see :func:`~actionrec.data.frames.read_clip`.
+    ``enlarge``: see :meth:`~actionrec.data.frames.FrameStore.read`.
     """
 
     def __init__(self, store: str | Path, rows: pd.DataFrame, num_classes: int,
@@ -131,15 +131,16 @@ class FrameSequence(ClipBatches):
                  **kwargs: Any):
         self.enlarge = enlarge
         self.store = Path(store)
-        self.meta = json.loads((self.store / "meta.json").read_text())
-        self.files = rows["file"].tolist()
+        self.clips = rows["clip"].tolist()
         self.labels = rows["label"].to_numpy()
         self.num_classes = num_classes
-        super().__init__(len(self.files), batch_size, shuffle, seed, **kwargs)
+        super().__init__(len(self.clips), batch_size, shuffle, seed, **kwargs)
 
     def _load(self, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.stack([read_clip(self.store, self.files[j], self.meta, self.enlarge)
-                      for j in sel])
+        store = open_store(self.store)
+        x = np.empty((len(sel), *store.clip_shape(self.enlarge)), np.uint8)
+        for row, j in zip(x, sel, strict=True):
+            store.read(self.clips[j], self.enlarge, out=row)
         return x, one_hot(self.labels[sel], self.num_classes)
 
 
