@@ -72,6 +72,9 @@ def child(kind: str, root: Path, workers: int, sizes: list[int], length: int,
         frames = int(probed["n_frames"].sum())
         probed.to_csv(root / "probe.csv", index=False)
     elif kind == "ray start":
+        from actionrec.parallel import local_ray_on_loopback
+
+        local_ray_on_loopback()
         import ray
 
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,

@@ -215,9 +215,13 @@ def test_real_clips_avi_and_mp4(sample_dir, tmp_path):
 def ray_here():
     """A Ray on this machine for this module's tests (started once: ~5 s), as
     ``frames.engine: ray`` starts one where ``$RAY_ADDRESS`` names no cluster."""
+    from actionrec.parallel import local_ray_on_loopback
+
+    local_ray_on_loopback()  # this machine's Ray on 127.0.0.1 only, as the stage starts it
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     yield ray
     ray.shutdown()
 

@@ -79,6 +79,29 @@ def _run(fn: Callable[[T], R], items: list[T], workers: int, engine: str) -> Ite
         yield from pool.imap_unordered(fn, items, chunksize=1)
 
 
+#: Ray reads this when it is imported: with it ``0``, a Ray started on this machine (no
+#: ``$RAY_ADDRESS``) listens on the loopback address only, as Ray does on macOS and Windows,
+#: instead of the host's network address (Ray's ``ray_constants.ENABLE_RAY_CLUSTER``).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def local_ray_on_loopback() -> None:
+    """Make a Ray started by this process (and its workers, which inherit the environment)
+    listen on 127.0.0.1 only. Call it before ``ray`` is first imported; a value already set
+    is kept.
+
+    Raises:
+        RuntimeError: ``ray`` was imported before without it (its address is fixed).
+    """
+    import sys
+
+    if LOOPBACK_ENV not in os.environ and "ray" in sys.modules:
+        raise RuntimeError(f"ray was imported before {LOOPBACK_ENV} was set: a Ray started "
+                           "here would listen on the host's address; call "
+                           "local_ray_on_loopback() before importing ray")
+    os.environ.setdefault(LOOPBACK_ENV, "0")
+
+
 class _RayCall:
     """``fn`` on one Ray Data row: the item and the result travel pickled (Arrow would
     turn dicts and tuples into its own types)."""
@@ -99,19 +122,22 @@ def ray_map(fn: Callable[[T], R], items: list[T], workers: int = 0) -> Iterator[
 
     With ``$RAY_ADDRESS`` set (``ray://host:10001``, ``host:6379`` or ``auto``) the work runs
     on that cluster: every node needs this project's environment and the same paths (the
-    data on a shared mount). Otherwise a Ray is started on this machine for the call, with
-    ``workers`` CPUs (:func:`resolve_workers`; docs/benchmarks.md has its start-up cost),
-    and stopped after it. A Ray already initialised in this process is used as it is.
+    data on a shared mount). Otherwise a Ray is started on this machine for the call, on the
+    loopback address (:func:`local_ray_on_loopback`), with ``workers`` CPUs
+    (:func:`resolve_workers`; docs/benchmarks.md has its start-up cost), and stopped after
+    it. A Ray already initialised in this process is used as it is.
     """
     import logging
     import pickle
 
+    address = os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        local_ray_on_loopback()
     import ray
     import ray.data
 
     started = not ray.is_initialized()
     if started:
-        address = os.environ.get("RAY_ADDRESS") or None
         ray.init(address=address, num_cpus=None if address else resolve_workers(workers),
                  include_dashboard=False, log_to_driver=False, configure_logging=False,
                  logging_level=logging.WARNING)
