@@ -13,12 +13,12 @@ configured architectures need)::
 video), ``n_valid`` (slots of the sequence that hold a frame; the mask is ``arange(T) <
 n_valid``), ``shard`` (its file, relative to ``<out>/<size>``), ``position`` (its row in
 the shard) and ``xxh3`` (its bytes' XXH3-64 digest, hex). A shard is a plain ``.npy``
-array, memory-mapped
-on read (:class:`FrameStore`), so training reads any clip in any order without holding the
-dataset in memory, and a multi-host process reads only its own share. Every read checks the
-clip's digest, and opening a shard checks its length: a corrupt or truncated shard is an
-error that names it, never zeros. A clip that could not be decoded keeps its slot (zeros)
-and has no row. Why shards, and why ``.npy``: docs/data.md ("The frame store").
+array, memory-mapped on read (:class:`FrameStore`), so training reads any clip in any
+order without holding the dataset in memory, and a multi-host process reads only its own
+share. Every read checks the clip's digest, and opening a shard checks its length: a
+corrupt or truncated shard is an error that names it, never zeros. A clip that could not
+be decoded keeps its slot (zeros) and has no row. Why shards, and why ``.npy``:
+docs/data.md ("The frame store").
 
 Pixels are never stored upsampled. A size larger than the videos' native crop
 (EfficientNetB7's 600 px against UCF101's 240 px) shares the frames of another tree: its
@@ -39,9 +39,9 @@ depends on that folder alone (``data/frames/${item.image_size}`` in ``dvc.yaml``
 a change to another size leaves it bit-identical, so the stages that read it stay cached.
 
 **Resume.** Shards are built in ``<out>/../.partial/<out name>/`` (not a DVC output, so
-``dvc repro`` does not delete it), each clip written into its slot of a memory-mapped
-shard by the worker that decoded it. A shard whose clips are all written is renamed and
-its rows saved beside it; only when every shard is done does the store take them. A
+``dvc repro`` does not delete it), one task a shard (:func:`_extract_shard`): its clips
+decoded in order, each into its slot of the memory-mapped shard; then the shard is
+renamed and its rows saved beside it; only when every shard is done does the store take them. A
 killed extraction thus resumes without decoding the finished shards again. A finished
 shard is reused only by a run of the same clips (path, decoded frame count, file size),
 sizes, ``frames.*`` and extraction code (its name carries a digest of those); anything
@@ -57,7 +57,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,10 @@ def digest(clip: np.ndarray) -> str:
     return xxhash.xxh3_64_hexdigest(np.ascontiguousarray(clip))
 
 
+#: What to do about a shard that is missing, truncated or corrupt.
+_REBUILD = "rebuild it: `dvc repro --force extract_frames` (or `dvc checkout` its folder)"
+
+
 def _open_shard(path: Path) -> np.ndarray:
     """A shard as a read-only memory map ``(n, T, s, s, 3)`` uint8.
 
@@ -152,7 +156,7 @@ def _open_shard(path: Path) -> np.ndarray:
         DatasetError: the file is missing, not a ``.npy`` array, or shorter than its
             header says (truncated).
     """
-    hint = "rebuild it: `dvc repro --force extract_frames` (or `dvc checkout` its folder)"
+    hint = _REBUILD
     try:
         with open(path, "rb") as fh:
             shape, fortran_order, dtype = _read_header(fh)
@@ -239,8 +243,7 @@ class FrameStore:
         if digest(data) != expected:
             raise DatasetError(
                 f"shard {self.path / shard} is corrupt: clip {clip!r} (position {position}) "
-                "does not match its XXH3 digest in index.csv; rebuild it: `dvc repro --force "
-                "extract_frames` (or `dvc checkout` its folder)")
+                f"does not match its XXH3 digest in index.csv; {_REBUILD}")
         if as_stored:
             return data
         import cv2
@@ -253,7 +256,7 @@ class FrameStore:
         return out
 
 
-_STORES: dict[tuple[str, int, int], FrameStore] = {}
+_STORES: dict[str, tuple[tuple[int, int], FrameStore]] = {}
 _STORES_LOCK = threading.Lock()
 
 
@@ -262,11 +265,12 @@ def open_store(path: str | Path) -> FrameStore:
     ``index.csv`` changed)."""
     path = Path(path).resolve()
     stat = (path / "index.csv").stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    version = (stat.st_mtime_ns, stat.st_size)
     with _STORES_LOCK:
-        if key not in _STORES:
-            _STORES[key] = FrameStore(path)
-        return _STORES[key]
+        known = _STORES.get(str(path))
+        if known is None or known[0] != version:  # a rewritten store replaces the old one
+            known = _STORES[str(path)] = (version, FrameStore(path))
+        return known[1]
 
 
 def read_clip(store: str | Path, clip: str, enlarge: bool = True) -> np.ndarray:
@@ -284,6 +288,14 @@ def clip_key(split: str, class_name: str, video: str, view: int = 0) -> str:
 def shard_name(split: str, k: int) -> str:
     """Shard ``k`` (0-based) of a split, relative to ``<out>/<size>``."""
     return f"{SHARDS_DIR}/{split}-{k:05d}.npy"
+
+
+def _runs(rows: pd.DataFrame, clips_per_shard: int) -> Iterator[tuple[str, int, pd.DataFrame]]:
+    """``(split, k, rows of shard k)``: each split's rows, in order, in runs of
+    ``clips_per_shard`` (the one rule for which clip goes in which shard)."""
+    for split, part in rows.groupby("split", sort=False):
+        for k, start in enumerate(range(0, len(part), clips_per_shard)):
+            yield split, k, part.iloc[start:start + clips_per_shard]
 
 
 def write_store(path: str | Path, rows: pd.DataFrame, clips: np.ndarray,
@@ -304,13 +316,12 @@ def write_store(path: str | Path, rows: pd.DataFrame, clips: np.ndarray,
     rows["clip"] = [clip_key(s, c, v, int(k)) for s, c, v, k in
                     zip(rows["split"], rows["class_name"], rows["video"], views, strict=True)]
     rows["shard"], rows["position"], rows["xxh3"] = "", 0, ""
-    for split, part in rows.groupby("split", sort=False):
-        for k, start in enumerate(range(0, len(part), clips_per_shard)):
-            at = part.index[start:start + clips_per_shard].to_numpy()
-            save_npy(path / shard_name(split, k), np.ascontiguousarray(clips[at]))
-            rows.loc[at, "shard"] = shard_name(split, k)
-            rows.loc[at, "position"] = np.arange(len(at))
-            rows.loc[at, "xxh3"] = [digest(np.ascontiguousarray(clips[i])) for i in at]
+    for split, k, run in _runs(rows, clips_per_shard):
+        at = run.index.to_numpy()
+        save_npy(path / shard_name(split, k), np.ascontiguousarray(clips[at]))
+        rows.loc[at, "shard"] = shard_name(split, k)
+        rows.loc[at, "position"] = np.arange(len(at))
+        rows.loc[at, "xxh3"] = [digest(clips[i]) for i in at]
     columns = [*INDEX_COLUMNS, *(["view"] if "view" in rows else [])]
     write_csv(path / "index.csv", rows[columns])
     write_json(path / "meta.json", meta)
@@ -407,7 +418,7 @@ def _extract_shard(shard: _Shard) -> list[dict[str, Any]]:
                                                         row["video"], row["view"])})
     # unmapped, not msync-ed: the pages are the file's in the page cache (no fsync, as
     # save_npy); msync per shard cost 7 % of the stage
-    clip = None
+    clip = None  # the last clip's view keeps its mapping open
     arrays.clear()
     for tree, _ in shard.trees:
         done = work / str(tree) / f"{shard.unit}.npy"
@@ -433,13 +444,11 @@ def _plan_units(entries: pd.DataFrame, clips_per_shard: int, fingerprint: dict[s
     split's entries, in order, in runs of ``clips_per_shard``; the unit name is the shard's
     key with a digest of the fingerprint and its clips (path, frames, file size, view)."""
     units = []
-    for split, part in entries.groupby("split", sort=False):
-        for k, start in enumerate(range(0, len(part), clips_per_shard)):
-            chunk = part.iloc[start:start + clips_per_shard]
-            key = hashlib.sha256(json.dumps({
-                **fingerprint, "clips": chunk[["path", "n_frames", "bytes", "view"]]
-                .astype(str).values.tolist()}, sort_keys=True).encode()).hexdigest()[:16]
-            units.append((shard_name(split, k), f"{split}-{k:05d}-{key}", chunk))
+    for split, k, chunk in _runs(entries, clips_per_shard):
+        key = hashlib.sha256(json.dumps({
+            **fingerprint, "clips": chunk[["path", "n_frames", "bytes", "view"]]
+            .astype(str).values.tolist()}, sort_keys=True).encode()).hexdigest()[:16]
+        units.append((shard_name(split, k), f"{split}-{k:05d}-{key}", chunk))
     return units
 
 
@@ -574,11 +583,10 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
 
 
 def _publish(out: Path, plan: dict[int, tuple[int, int]],
-             units: Iterable[tuple[str, str, pd.DataFrame]], work: Path, done: pd.DataFrame,
+             units: list[tuple[str, str, pd.DataFrame]], work: Path, done: pd.DataFrame,
              settings: FrameSettings, views: int, stored_views: bool) -> None:
     """Move the finished shards from ``work`` into ``out/<size>/shards`` (hard links for a
     size served by another tree), write each size's index and meta, empty ``work``."""
-    units = list(units)
     shard_of = {unit: shard for shard, unit, _ in units}
     for size, (files_in, _) in sorted(plan.items(), key=lambda p: p[0] != p[1][0]):
         shutil.rmtree(frames_dir(out, size), ignore_errors=True)
