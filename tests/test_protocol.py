@@ -1,6 +1,7 @@
 """`actionrec protocol` (protocol.py): the three official splits as DVC experiments, on a
-copy of the tiny run reduced to two architectures of one epoch (the synthetic source
-writes three splits, its test groups moving with the split)."""
+copy of the tiny run reduced to LRCN at one epoch (the synthetic source writes three
+splits, its test groups moving with the split); the report's ranking and champion of
+several architectures on constructed figures."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import statistics
 import pytest
 import yaml
 
-from actionrec.protocol import FIGURES, Planned, plan
+from actionrec.protocol import FIGURES, Planned, Result, champion, plan, render
 from tests.helpers import copy_project, run_cmd
 
-ARCHS = ["lrcn", "convlstm"]
+#: One architecture: each one more costs every experiment a training and an evaluation
+#: (~30 s); the ranking of several is the constructed test's.
+ARCHS = ["lrcn"]
 
 
 def test_each_split_gets_its_own_seed_and_split_1s_first_run_is_the_workspaces(repo_params):
@@ -24,6 +27,28 @@ def test_each_split_gets_its_own_seed_and_split_1s_first_run_is_the_workspaces(r
     assert planned == [Planned(1, 0, 42), Planned(1, 1, 43), Planned(3, 0, 242),
                        Planned(3, 1, 243)]
     assert planned[0].name == "protocol-s1-r0"
+
+
+def test_the_report_ranks_the_architectures_and_names_the_champion_by_the_mean():
+    """Each figure's table lists the architectures by their mean over every run, best first;
+    the champion is the best mean of `compare.metric`, whatever one split says (ConvLSTM
+    wins split 1 and loses the mean)."""
+    planned = [Planned(s, 0, 42 + 100 * (s - 1)) for s in (1, 2, 3)]
+    top1 = {"lrcn": [0.70, 0.90, 0.80], "convlstm": [0.95, 0.60, 0.65]}
+    values = {a: {f: {(s, 0): x for s, x in zip((1, 2, 3), xs, strict=True)} for f in FIGURES}
+              for a, xs in top1.items()}
+    result = Result(values, planned, {1: [1, 2], 2: [3, 4], 3: [5, 6]}, ["A", "B"],
+                    {p.name: "0" * 40 for p in planned})
+    assert champion(result, "macro_f1") == "lrcn"
+    report = render(result, "macro_f1", "f" * 40)
+    table = report[report.index("## top1 accuracy"):]
+    assert table.index("| lrcn | 0.700 | 0.900 | 0.800 | 0.800 ± 0.100 |") < \
+        table.index("| convlstm | 0.950 | 0.600 | 0.650 | 0.733 ± 0.189 |")
+    assert "## Champion by the 3-split mean: **lrcn**" in report
+    assert "Highest mean macro f1: 0.800 ± 0.100" in report
+    assert "no two splits test the same groups" in report
+    result.test_groups[3] = [1, 2]
+    assert "**two splits test the same groups**" in render(result, "macro_f1", "f" * 40)
 
 
 @pytest.mark.slow
