@@ -9,9 +9,9 @@ to end (reading the frame or feature store, as the stages do), and their ratio:
   memory, against ``fit`` on training's ``FrameSequence`` (``.npy`` clips read from disk
   by ``train.loader_workers`` threads, Keras ``PyDataset`` workers);
 - ``train <arch> head`` for the three backbone architectures: one epoch of the head on
-  float32 feature arrays in memory, against training's path: the feature store loaded
-  once (``_feature_data``, charged to one epoch: a worst case) plus one epoch on its
-  ``FeatureBatches`` (batches shuffled by (seed, epoch), which exact resume needs);
+  float32 feature arrays in memory, against training's path: one epoch on its
+  ``FeatureSequence`` (batches read from the feature store, shuffled by (seed, epoch),
+  which exact resume needs), on the clips whose features were extracted;
 - ``extract_features <arch>``: the frozen backbone (random weights: same cost as
   ImageNet's) on frames already at its size, against ``extract_features`` itself: clips
   read as stored (224 px for EfficientNetB7's 600 px) by reading threads, enlarged inside
@@ -119,7 +119,7 @@ def main() -> None:
     import numpy as np
 
     from actionrec.config import load_params
-    from actionrec.data.datasets import FeatureBatches, FrameSequence, one_hot, split_index
+    from actionrec.data.datasets import FrameSequence, one_hot, split_index
     from actionrec.data.frames import read_clip
     from actionrec.features import extract_features
     from actionrec.models import get_architecture
@@ -200,43 +200,33 @@ def main() -> None:
             set_determinism(0)
             t0 = time.perf_counter()
             extract_features(name, s, sub, features, progress=False,
-                             workers=shipped.train.loader_workers)
+                             readers=shipped.train.loader_workers)
             # extract_features builds its model too: that build, timed above, is left out
             # (seconds against the hours of the real run); its first call's tracing is not.
             piped = n * t_len / (time.perf_counter() - t0 - build)
             row(f"extract_features {name} @{size}", "frames/s", alone, piped,
                 f"{n} clips; loader_workers {shipped.train.loader_workers}")
 
-            # The head: only the training clips whose features were extracted; the epoch
-            # on more clips is what the ratio is about, so tile them to the training size.
+            # The head on the clips whose features were extracted: in memory (the model
+            # alone) against FeatureSequence, which reads them from the store a batch at a
+            # time, as training does
             one = {"shard": (0, 1), "devices": 1}
             data = _feature_data(features, store, c, ps.batch_size, 0, one)
-            feats, mask, labels = data.train.features, data.train.mask, data.train.y
-            reps = -(-len(y) // len(feats))
-            feats, mask = np.tile(feats, (reps, 1, 1))[:len(y)], np.tile(mask, (reps, 1))[:len(y)]
-            labels = np.tile(labels, (reps, 1))[:len(y)]
+            feats, mask = (np.concatenate(a) for a in zip(*data.train.chunks(), strict=True))
+            labels = one_hot(data.train.labels, c)
             set_determinism(0)
-            head = build_feature_head(arch, s, c, t_len, feats, mask)
+            head = build_feature_head(arch, s, c, t_len, data.train)
             compile_model(head, 1e-3, 0.9, 0.999, c)
             epoch = _best_epoch(head, [feats, mask], labels, ps.batch_size, args.repeat)
-            batches = FeatureBatches(feats, mask, labels, ps.batch_size, shuffle=True, seed=0)
-            piped = _best_epoch(head, batches, None, None, args.repeat)
-            load = min(_timed(_feature_data, features, store, c, ps.batch_size, 0, one)
-                       for _ in range(args.repeat))
-            row(f"train {name} head on cached features", "clips/s", len(y) / epoch,
-                len(y) / (piped + load * len(y) / len(feats)), "load charged to one epoch")
+            piped = _best_epoch(head, data.train, None, None, args.repeat)
+            row(f"train {name} head on cached features", "clips/s", len(labels) / epoch,
+                len(labels) / piped, f"{len(labels)} clips, read from the feature store")
 
     print()
     print("| work | unit | model alone | project end to end | ratio | notes |")
     print("|---|---|---:|---:|---:|---|")
     for work, unit, alone, piped, note in rows:
         print(f"| {work} | {unit} | {alone:.1f} | {piped:.1f} | {piped / alone:.2f} | {note} |")
-
-
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

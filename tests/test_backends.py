@@ -86,7 +86,7 @@ def test_a_backbone_extracts_features_and_its_head_trains_under_jax(tiny_run, tm
                        "--out", f"data/features/{arch}"], cwd=project, env=JAX)
     assert "backend jax" in extract.stderr
     store = project / "data" / "features" / arch
-    ours = np.load(store / "train.npy")
+    ours = np.concatenate([np.load(p) for p in sorted((store / "shards").glob("train-*.npy"))])
     manifest = pd.read_csv(project / "data" / "manifest.csv")
     length = yaml.safe_load((project / "params.yaml").read_text())["frames"]["sequence_length"]
     assert ours.shape == ((manifest["split"] == "train").sum(), length, 512)  # VGG16's

@@ -213,34 +213,57 @@ def test_real_clips_avi_and_mp4(sample_dir, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ray_here():
-    """A Ray on this machine for this module's tests (started once: ~5 s), as
-    ``frames.engine: ray`` starts one where ``$RAY_ADDRESS`` names no cluster."""
+def ray_cluster():
+    """A Ray cluster of two nodes (one CPU each) on 127.0.0.1, started once for this
+    module (~5 s; ``ray.cluster_utils.Cluster``, Ray's own test cluster: one raylet per
+    node, as ``ray start`` on two hosts): its address, for ``$RAY_ADDRESS``."""
     from actionrec.parallel import local_ray_on_loopback
 
-    local_ray_on_loopback()  # this machine's Ray on 127.0.0.1 only, as the stage starts it
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-    yield ray
-    ray.shutdown()
+    local_ray_on_loopback()  # every node on 127.0.0.1, and `localhost` resolved to it
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    assert cluster.address.startswith("127.0.0.1:")
+    yield cluster.address
+    cluster.shutdown()
 
 
-def test_the_ray_engine_stores_the_same_bytes_as_the_local_one(synth_copy, tmp_path, ray_here):
+def test_the_ray_engine_stores_the_same_frames_and_features_as_the_local_one(
+        synth_copy, tmp_path, ray_cluster, monkeypatch, capsys):
+    """frames.engine: ray on the two-node cluster that $RAY_ADDRESS names, against local,
+    on the same clips: the frame store (Ray tasks, a clip the probe missed found bad in
+    both) and then the feature store (Ray actors, one a node, each building the backbone
+    once), byte for byte."""
+    from actionrec.features import extract_features
+    from actionrec.models.settings import VGG16BiLSTMSettings
+
     manifest, classes = synth_manifest(synth_copy)
     broken = manifest["path"].iloc[3]
     (synth_copy / "UCF-101" / broken).write_bytes(b"RIFF" + b"\x00" * 500)  # found in the shard
     probed = probe_videos(list(manifest["path"]), synth_copy / "UCF-101", 2, progress=False)
     probed.loc[probed["path"] == broken, ["readable", "n_frames"]] = True, 40  # the probe missed it
     stores = {}
+    vgg16 = VGG16BiLSTMSettings(image_size=40, backbone={"weights": None})
     for engine, workers in (("local", 1), ("ray", 2)):
+        if engine == "ray":
+            monkeypatch.setenv("RAY_ADDRESS", ray_cluster)
         settings = FRAMES.model_copy(update={"clips_per_shard": 4, "engine": engine,
                                              "workers": workers})
         out = tmp_path / engine
         report = extract_frames(manifest, probed, classes, synth_copy / "UCF-101", [16, 40],
-                                settings, out, 0.1, tmp_path / f"{engine}.json", progress=False)
+                                settings, out / "frames", 0.1, tmp_path / f"{engine}.json",
+                                progress=False)
         assert [e["path"] for e in report["excluded"]] == [broken]
+        extract_features("vgg16_bilstm", vgg16, out / "frames" / "40", out / "features",
+                         progress=False, engine=engine, workers=workers)
         stores[engine] = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
                           if p.is_file()}
-    assert stores["ray"] == stores["local"] and len(stores["ray"]) > 10
+    assert stores["ray"] == stores["local"]
+    shards = pd.read_csv(tmp_path / "ray" / "frames" / "40" / "index.csv")["shard"].nunique()
+    assert sum(p.parts[0] == "features" for p in stores["ray"]) == 2 + shards > 6
+    # the features' actors ran on both nodes of the cluster
+    assert f"ray: {shards} actor calls on 2 nodes of the cluster at $RAY_ADDRESS" in \
+        capsys.readouterr().out

@@ -86,7 +86,7 @@ def test_whole_network_equals_head_on_cached_features(name):
         x[1, 4:] = 0  # clip 1 is padded after 4 frames
         feats = extractor.predict(x.reshape(-1, *x.shape[2:]), verbose=0).reshape(2, T, -1)
         mask = np.arange(T)[None] < np.array([[T], [4]])
-        # What extract_features stores (float16 times 2**k) and load_features gives back.
+        # What extract_features stores (float16 times 2**k) and FeatureStore gives back.
         k = storage_scale_log2(feats[mask])
         stored = np.where(mask[..., None], feats * 2.0 ** k, 0).astype(np.float16)
         feats = stored.astype(np.float32) * np.float32(2.0 ** -k)
@@ -122,6 +122,35 @@ def test_feature_stats_scale_by_a_power_of_two_and_spare_constant_dimensions():
     assert np.allclose(z[:, :3].std(axis=0), 1, atol=1e-3)
     assert np.allclose(z[:, 3], 0, atol=1e-6)
     assert storage_scale_log2(np.zeros(3)) == 0
+
+
+def _whole_split_stats(feats: np.ndarray, mask: np.ndarray):
+    """The statistics as computed before they were streamed: the split whole in memory."""
+    valid = np.asarray(feats, np.float64)[mask]
+    scaled = valid * 2.0 ** storage_scale_log2(valid)
+    variance = scaled.var(axis=0)
+    variance[variance < 1e-12] = 1.0
+    return storage_scale_log2(valid), scaled.mean(axis=0), variance
+
+
+def test_feature_statistics_streamed_in_chunks_equal_the_whole_splits_bit_for_bit():
+    """Training reads its features a batch at a time (a Kinetics-sized split does not fit
+    in memory); the head's standardisation statistics, summed over the chunks, are those
+    of the whole split in memory, bit for bit, for any chunk size, padding left out."""
+    from actionrec.models.heads import streamed_feature_stats
+
+    rng = np.random.default_rng(3)
+    feats = (rng.gamma(2.0, 1.5, size=(203, T, 64)) * 3e-5).astype(np.float32)
+    mask = np.arange(T)[None] < rng.integers(1, T + 1, size=203)[:, None]
+    feats[~mask] = 0
+    k, mean, variance = _whole_split_stats(feats, mask)
+    for size in (1, 7, 64, 203):
+        stats = streamed_feature_stats(lambda size=size: (
+            (feats[i:i + size], mask[i:i + size]) for i in range(0, len(feats), size)))
+        assert stats.scale_log2 == k
+        assert np.array_equal(stats.mean, mean) and np.array_equal(stats.variance, variance)
+    with pytest.raises(ValueError, match="no valid frame"):
+        streamed_feature_stats(lambda: [(feats[:2], np.zeros((2, T), bool))])
 
 
 @pytest.mark.backends

@@ -127,16 +127,17 @@ def measure_latency(model, clip: np.ndarray, warmup: int, runs: int) -> float:
 def predict_split(name: str, model, frames: Path, features: Path, batch_size: int,
                   split: str = "test") -> tuple[np.ndarray, pd.DataFrame]:
     """``(probabilities (N, C) float32, rows)`` on ``split``; the head on cached features
-    when ``features/<name>/<split>.npy`` exists, the whole model on frames otherwise.
+    when ``features/<name>`` is a feature store, the whole model on frames otherwise.
     Inference mode: no dropout, no augmentation, BatchNormalization's moving statistics."""
-    from actionrec.data.datasets import FrameSequence, load_features, split_index
+    from actionrec.data.datasets import FeatureSequence, FeatureStore, FrameSequence, split_index
+    from actionrec.data.frames import open_store
 
     store = features / name
-    if (store / f"{split}.npy").exists():
-        feats, mask, rows = load_features(store, split)
+    if (store / "index.csv").exists():
+        rows = open_store(store, FeatureStore).split(split)
         head = model.get_layer(f"{name}_head")
-        probs = head.predict([feats, mask], batch_size=batch_size, verbose=0)
-        return np.asarray(probs), rows
+        seq = FeatureSequence(store, rows, model.output_shape[-1], batch_size)
+        return np.asarray(head.predict(seq, verbose=0)), rows
     rows = split_index(frames, split)
     seq = FrameSequence(frames, rows, model.output_shape[-1], batch_size)
     return np.asarray(model.predict(seq, verbose=0)), rows

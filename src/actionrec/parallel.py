@@ -36,7 +36,7 @@ def _one_thread_per_worker() -> None:
 def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: str,
                   unit: str = "clip", progress: bool = True, total: int | None = None,
                   count: Callable[[R], int] | None = None,
-                  engine: str = "local") -> Iterator[R]:
+                  engine: str = "local", actors: bool = False) -> Iterator[R]:
     """Yield ``fn(item)`` for every item, in completion order, on ``workers`` processes.
 
     ``workers`` as in :func:`resolve_workers`; with one worker (and the local engine)
@@ -47,7 +47,9 @@ def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: 
 
     ``engine``: ``local``, a process pool on this machine; ``ray``, Ray Data
     (:func:`ray_map`): on the Ray cluster that ``$RAY_ADDRESS`` names, else on a Ray
-    started on this machine for this call. Both give the same results.
+    started on this machine for this call. Both give the same results. ``actors``: on Ray,
+    ``workers`` long-lived actors run the calls (:func:`ray_map`), for work whose setup
+    ``fn`` caches per process (a Keras model).
 
     Local workers come from the ``forkserver`` start method, not a plain ``fork`` of this
     process: a process that has already used OpenCV's (or TensorFlow's) thread pool
@@ -58,14 +60,15 @@ def imap_progress(fn: Callable[[T], R], items: Iterable[T], workers: int, desc: 
     items = list(items)
     with tqdm(total=len(items) if total is None else total, desc=desc, unit=unit,
               disable=not progress) as bar:
-        for result in _run(fn, items, workers, engine):
+        for result in _run(fn, items, workers, engine, actors):
             yield result
             bar.update(1 if count is None else count(result))
 
 
-def _run(fn: Callable[[T], R], items: list[T], workers: int, engine: str) -> Iterator[R]:
+def _run(fn: Callable[[T], R], items: list[T], workers: int, engine: str,
+         actors: bool) -> Iterator[R]:
     if engine == "ray":
-        yield from ray_map(fn, items, workers)
+        yield from ray_map(fn, items, workers, actors)
         return
     if engine != "local":
         raise ValueError(f"engine {engine!r}: expected local or ray")
@@ -104,7 +107,8 @@ def local_ray_on_loopback() -> None:
 
 class _RayCall:
     """``fn`` on one Ray Data row: the item and the result travel pickled (Arrow would
-    turn dicts and tuples into its own types)."""
+    turn dicts and tuples into its own types). Ray Data runs an instance as a task, the
+    class (given ``fn`` as its constructor's argument) as an actor."""
 
     def __init__(self, fn: Callable[[Any], Any]):
         self.fn = fn
@@ -112,13 +116,24 @@ class _RayCall:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         import pickle
 
+        import ray
+
         _one_thread_per_worker()
-        return {"result": pickle.dumps(self.fn(pickle.loads(row["item"])))}
+        return {"result": pickle.dumps(self.fn(pickle.loads(row["item"]))),
+                "node": ray.get_runtime_context().get_node_id()}
 
 
-def ray_map(fn: Callable[[T], R], items: list[T], workers: int = 0) -> Iterator[R]:
+def ray_map(fn: Callable[[T], R], items: list[T], workers: int = 0,
+            actors: bool = False) -> Iterator[R]:
     """``fn(item)`` for every item as a Ray Data map, one block (one task) per item, results
     in completion order.
+
+    ``actors``: the calls run in a pool of ``workers`` actors (one CPU each; on a cluster
+    with ``workers`` 0, one per CPU of it; where the cluster has GPUs, one GPU each and at
+    most one actor a GPU: not yet run on a GPU), each a process that lives for the whole
+    map, so what ``fn`` caches per process (a Keras model) is built once per actor, not
+    per item; else each call is a Ray task. At the end it prints how many nodes did the
+    work (``ray: 6 tasks on 2 nodes of the cluster at $RAY_ADDRESS``).
 
     With ``$RAY_ADDRESS`` set (``ray://host:10001``, ``host:6379`` or ``auto``) the work runs
     on that cluster: every node needs this project's environment and the same paths (the
@@ -150,8 +165,23 @@ def ray_map(fn: Callable[[T], R], items: list[T], workers: int = 0) -> Iterator[
             return
         ds = ray.data.from_items([{"item": pickle.dumps(i)} for i in items],
                                  override_num_blocks=len(items))
-        for row in ds.map(_RayCall(fn), num_cpus=1).iter_rows():
+        if actors:
+            size = resolve_workers(workers) if workers or not address else \
+                max(1, int(ray.cluster_resources().get("CPU", 1)))
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            mapped = ds.map(_RayCall, fn_constructor_args=(fn,), num_cpus=1,
+                            num_gpus=1 if gpus else None, compute=ray.data.ActorPoolStrategy(
+                                size=min(size, len(items), gpus or size)))
+        else:
+            mapped = ds.map(_RayCall(fn), num_cpus=1)
+        nodes = set()
+        for row in mapped.iter_rows():
+            nodes.add(row["node"])
             yield pickle.loads(row["result"])
+        where = ("the cluster at $RAY_ADDRESS" if address else
+                 "a Ray started here" if started else "this process's Ray")
+        print(f"ray: {len(items)} {'actor calls' if actors else 'tasks'} on {len(nodes)} "
+              f"node{'s' * (len(nodes) != 1)} of {where}", flush=True)
     finally:
         if started:
             ray.shutdown()

@@ -527,7 +527,7 @@ def run_sweep(params_path: str, arch: str, n_trials: int, storage_url: str | Non
     from actionrec.tracking import store
 
     store_dir = frames_dir(frames, settings.image_size)
-    needs = (Path(features) / arch / "train.npy") if settings.trains_on_features else \
+    needs = (Path(features) / arch / "index.csv") if settings.trains_on_features else \
         store_dir / "index.csv"
     if not needs.exists() or not Path(classes).exists():
         stage = f"extract_features@{arch}" if settings.trains_on_features else "extract_frames"

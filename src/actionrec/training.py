@@ -37,18 +37,17 @@ from actionrec.checkpoint import EpochCheckpoint
 from actionrec.config import Params
 from actionrec.data.datasets import (
     ClipBatches,
-    FeatureBatches,
+    FeatureSequence,
+    FeatureStore,
     FrameSequence,
     SyncEpoch,
-    load_features,
-    one_hot,
     split_index,
 )
-from actionrec.data.frames import frames_dir, read_clip
+from actionrec.data.frames import frames_dir, open_store, read_clip
 from actionrec.io import write_csv, writing
 from actionrec.model_meta import ModelMeta
 from actionrec.models import get_architecture
-from actionrec.models.heads import feature_stats
+from actionrec.models.heads import streamed_feature_stats
 from actionrec.runtime import runtime_info
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "macro_f1")
@@ -145,7 +144,7 @@ def distribution(setting: str) -> Distribution:
 
 @dataclass
 class TrainData:
-    """What ``fit`` gets: :class:`FeatureBatches` (features) or :class:`FrameSequence`
+    """What ``fit`` gets: :class:`FeatureSequence` (features) or :class:`FrameSequence`
     (frames), both shuffled by (seed, epoch), so a resumed run reads what an unbroken one
     would."""
 
@@ -158,27 +157,26 @@ class TrainData:
 
 def _feature_data(features: Path, frames: Path, num_classes: int, batch_size: int, seed: int,
                   share: dict[str, Any]) -> TrainData:
-    """The feature store's splits as :class:`FeatureBatches` (``share``: ``shard`` and
-    ``devices`` of :class:`ClipBatches`; one process: ``(0, 1)``)."""
-    feats, mask, rows = load_features(features, "train")
-    train = FeatureBatches(feats, mask, one_hot(rows["label"].to_numpy(), num_classes),
-                           batch_size, shuffle=True, seed=seed, **share)
-    val = None
-    if (features / "val.npy").exists():
-        vf, vm, vrows = load_features(features, "val")
-        val = FeatureBatches(vf, vm, one_hot(vrows["label"].to_numpy(), num_classes),
-                             batch_size, **share)
+    """The feature store's splits as :class:`FeatureSequence` batches (``share``: ``shard``
+    and ``devices`` of :class:`ClipBatches`; one process: ``(0, 1)``)."""
+    store = open_store(features, FeatureStore)
+    rows, vrows = store.split("train"), store.split("val")
+    train = FeatureSequence(features, rows, num_classes, batch_size, shuffle=True, seed=seed,
+                            **share)
+    val = FeatureSequence(features, vrows, num_classes, batch_size, **share) if len(vrows) \
+        else None
     example = read_clip(frames, rows["clip"].iloc[0])[None]
-    return TrainData(train, val, len(rows), len(vrows) if val is not None else 0, example)
+    return TrainData(train, val, len(rows), len(vrows), example)
 
 
-def build_feature_head(arch, s, num_classes: int, sequence_length: int, features: np.ndarray,
-                       mask: np.ndarray) -> keras.Model:
+def build_feature_head(arch, s, num_classes: int, sequence_length: int,
+                       train: FeatureSequence) -> keras.Model:
     """The head that training fits on cached features: ``arch.build_head`` with the
-    training features' statistics (:func:`~actionrec.models.heads.feature_stats`) when
-    ``s.standardize``. ``features`` ``(N, T, D)`` float32, ``mask`` ``(N, T)`` bool."""
-    stats = feature_stats(features, mask) if s.standardize else None
-    return arch.build_head(s, num_classes, sequence_length, features.shape[-1], stats)
+    training features' statistics (:func:`~actionrec.models.heads.streamed_feature_stats`
+    over ``train``'s clips, read a batch at a time) when ``s.standardize``."""
+    stats = streamed_feature_stats(train.chunks) if s.standardize else None
+    feature_dim = open_store(train.store, FeatureStore).meta["feature_dim"]
+    return arch.build_head(s, num_classes, sequence_length, feature_dim, stats)
 
 
 def _frame_data(frames: Path, num_classes: int, batch_size: int, seed: int, workers: int,
@@ -378,7 +376,7 @@ def prepare(name: str, params: Params, classes: list[str], paths: TrainPaths,
         if s.trains_on_features:
             store = paths.features_root / name
             data = _feature_data(store, frames, c, global_batch, params.seed, share)
-            model = build_feature_head(arch, s, c, t, data.train.features, data.train.mask)
+            model = build_feature_head(arch, s, c, t, data.train)
             lr = s.learning_rate
         else:
             store = frames

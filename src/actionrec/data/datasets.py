@@ -2,8 +2,9 @@
 
 - :class:`FrameSequence`: ``(B, T, S, S, 3)`` uint8 clips read from a frame store
   (``data/frames/<size>``) batch by batch; memory holds one batch, not the dataset.
-- :func:`load_features`: a feature store split (``data/features/<arch>/<split>.npy``,
-  ``(N, T, D)`` float16, memory-mapped) with its ``(N, T)`` bool mask and labels.
+- :class:`FeatureSequence`: ``((B, T, D) float32, (B, T) bool)`` backbone features read
+  from a feature store (``data/features/<arch>``, :class:`FeatureStore`) batch by batch.
+- :class:`FeatureBatches`: the same from features already in memory (benchmarks, tests).
 
 Shuffling is deterministic: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``, so
 a resumed run sees the batches an uninterrupted run would. Augmentation is not done here
@@ -13,7 +14,7 @@ but inside the model's training step
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from actionrec.data.frames import open_store
+from actionrec.data.frames import ShardStore, open_store
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -174,19 +175,67 @@ class SyncEpoch(keras.callbacks.Callback):
         self.sequence.set_epoch(epoch)
 
 
-def load_features(store: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """``(features (N, T, D) float32, mask (N, T) bool, rows)`` of a feature store split.
+class FeatureStore(ShardStore):
+    """An architecture's feature store (``data/features/<arch>``, written by
+    :func:`actionrec.features.extract_features`), read clip by clip (:class:`~actionrec.data.
+    frames.ShardStore`): shards of ``(n, T, D)`` float16 features times
+    ``2**meta["scale_log2"]``, zeros on padded slots. Use ``open_store(path, FeatureStore)``
+    to share one instance per process."""
 
-    The stored float16 values are divided by ``2**scale_log2`` of the store's
-    ``meta.json`` (exact: a power of two), so the features are the backbone's own
-    output as the assembled model computes it (see :mod:`actionrec.features`).
-    """
-    store = Path(store)
-    rows = pd.read_csv(store / f"{split}.csv")
-    scale_log2 = json.loads((store / "meta.json").read_text()).get("scale_log2", 0)
-    feats = np.load(store / f"{split}.npy", mmap_mode="r").astype(np.float32)
-    if scale_log2:
-        feats *= np.float32(2.0 ** -scale_log2)
-    t = feats.shape[1]
-    mask = np.arange(t)[None, :] < rows["n_valid"].to_numpy()[:, None]
-    return feats, mask, rows
+    what = "feature store"
+
+    @property
+    def rebuild(self) -> str:  # type: ignore[override]
+        arch = self.meta.get("architecture", "<arch>")
+        return f"rebuild it: `dvc repro --force extract_features@{arch}`"
+
+    def split(self, split: str) -> pd.DataFrame:
+        """The rows of ``index.csv`` for ``split``, in stored order."""
+        return self.index[self.index["split"] == split].reset_index(drop=True)
+
+    def batch(self, clips: list[str], n_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(features (B, T, D) float32, mask (B, T) bool)`` of ``clips`` (``n_valid``: their
+        ``(B,)`` valid frame counts): the stored float16 values divided by
+        ``2**scale_log2`` (exact: a power of two), i.e. the backbone's own output as the
+        assembled model computes it.
+
+        Raises:
+            DatasetError: a clip is not in the store, or its shard is missing, truncated
+                or corrupt.
+        """
+        t, d = self.meta["sequence_length"], self.meta["feature_dim"]
+        stored = np.empty((len(clips), t, d), np.float16)
+        for row, clip in zip(stored, clips, strict=True):
+            self.read_stored(clip, out=row)
+        feats = stored.astype(np.float32)
+        if self.meta.get("scale_log2", 0):
+            feats *= np.float32(2.0 ** -self.meta["scale_log2"])
+        return feats, np.arange(t)[None, :] < np.asarray(n_valid)[:, None]
+
+
+class FeatureSequence(ClipBatches):
+    """The features of one split of a feature store as Keras batches (:class:`ClipBatches`):
+    each item is ``((features (B, T, D) float32, mask (B, T) bool), y (B, C) float32)``, read
+    batch by batch (:meth:`FeatureStore.batch`), so memory holds one batch of a
+    Kinetics-sized split, not the split. Reading threads as :class:`FrameSequence`'s."""
+
+    def __init__(self, store: str | Path, rows: pd.DataFrame, num_classes: int,
+                 batch_size: int, shuffle: bool = False, seed: int = 0, **kwargs: Any):
+        self.store = Path(store)
+        self.clips = rows["clip"].tolist()
+        self.n_valid = rows["n_valid"].to_numpy()
+        self.labels = rows["label"].to_numpy()
+        self.num_classes = num_classes
+        super().__init__(len(self.clips), batch_size, shuffle, seed, **kwargs)
+
+    def _load(self, sel: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        store = open_store(self.store, FeatureStore)
+        feats = store.batch([self.clips[j] for j in sel], self.n_valid[sel])
+        return feats, one_hot(self.labels[sel], self.num_classes)
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(features, mask)`` of every clip of the split (all processes' shares), in
+        stored order, ``batch_size`` clips at a time (for
+        :func:`~actionrec.models.heads.feature_stats`)."""
+        for start in range(0, self.n, self.batch_size):
+            yield self._load(np.arange(start, min(start + self.batch_size, self.n)))[0]

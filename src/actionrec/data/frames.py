@@ -60,7 +60,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -145,18 +145,17 @@ def digest(clip: np.ndarray) -> str:
     return xxhash.xxh3_64_hexdigest(np.ascontiguousarray(clip))
 
 
-#: What to do about a shard that is missing, truncated or corrupt.
+#: What to do about a frame store shard that is missing, truncated or corrupt.
 _REBUILD = "rebuild it: `dvc repro --force extract_frames` (or `dvc checkout` its folder)"
 
 
-def _open_shard(path: Path) -> np.ndarray:
-    """A shard as a read-only memory map ``(n, T, s, s, 3)`` uint8.
+def _open_shard(path: Path, hint: str = _REBUILD) -> np.ndarray:
+    """A shard as a read-only memory map (``(n, T, s, s, 3)`` uint8 in a frame store).
 
     Raises:
         DatasetError: the file is missing, not a ``.npy`` array, or shorter than its
-            header says (truncated).
+            header says (truncated); the message ends with ``hint``.
     """
-    hint = _REBUILD
     try:
         with open(path, "rb") as fh:
             shape, fortran_order, dtype = _read_header(fh)
@@ -173,19 +172,26 @@ def _open_shard(path: Path) -> np.ndarray:
                      order="F" if fortran_order else "C")
 
 
-class FrameStore:
-    """One image size of a frame (or views) store, read clip by clip.
+class ShardStore:
+    """A store of one fixed-shape array per clip in ``.npy`` shards, read clip by clip: the
+    frame store (:class:`FrameStore`) and the feature store
+    (:class:`~actionrec.data.datasets.FeatureStore`).
 
     Args:
-        path: ``<out>/<size>`` (holds ``meta.json``, ``index.csv`` and ``shards/``).
+        path: the folder holding ``meta.json``, ``index.csv`` (columns ``clip``, ``shard``,
+            ``position``, ``xxh3`` among others) and ``shards/``.
 
     Attributes:
-        meta: ``meta.json``'s content (``size``, ``stored_size``, ``sequence_length``...).
-        index: ``index.csv`` (see the module docstring), one row per stored clip.
+        meta: ``meta.json``'s content.
+        index: ``index.csv``, one row per stored clip.
 
     Shards are opened (memory-mapped) on first use and stay open; reads are safe from
-    several threads. Use :func:`open_store` to share one instance per process.
+    several threads. Subclasses set ``what`` (the store's name in errors) and ``rebuild``
+    (how to rebuild a bad shard).
     """
+
+    what = "store"
+    rebuild = "rebuild the stage that writes it"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -200,8 +206,47 @@ class FrameStore:
     def _shard(self, name: str) -> np.ndarray:
         with self._lock:
             if name not in self._shards:
-                self._shards[name] = _open_shard(self.path / name)
+                self._shards[name] = _open_shard(self.path / name, self.rebuild)
             return self._shards[name]
+
+    def read_stored(self, clip: str, out: np.ndarray | None = None) -> np.ndarray:
+        """One clip's array as stored (a copy; ``out``: the array to copy into, of the
+        stored shape and dtype), its digest checked.
+
+        Raises:
+            DatasetError: the clip is not in the store, or its bytes do not match their
+                digest (a corrupt shard, named), or its shard is missing or truncated.
+        """
+        try:
+            shard, position, expected = self._where[clip]
+        except KeyError:
+            raise DatasetError(f"clip {clip!r} is not in the {self.what} {self.path} "
+                               "(index.csv)") from None
+        stored = self._shard(shard)[position]
+        data = out if out is not None else np.empty(stored.shape, stored.dtype)
+        np.copyto(data, stored)
+        if digest(data) != expected:
+            raise DatasetError(
+                f"shard {self.path / shard} is corrupt: clip {clip!r} (position {position}) "
+                f"does not match its XXH3 digest in index.csv; {self.rebuild}")
+        return data
+
+
+class FrameStore(ShardStore):
+    """One image size of a frame (or views) store, read clip by clip (:class:`ShardStore`).
+
+    Args:
+        path: ``<out>/<size>`` (holds ``meta.json``, ``index.csv`` and ``shards/``).
+
+    Attributes:
+        meta: ``meta.json``'s content (``size``, ``stored_size``, ``sequence_length``...).
+        index: ``index.csv`` (see the module docstring), one row per stored clip.
+
+    Use :func:`open_store` to share one instance per process.
+    """
+
+    what = "frame store"
+    rebuild = _REBUILD
 
     def clip_shape(self, enlarge: bool = True) -> tuple[int, int, int, int]:
         """``(T, S, S, 3)`` of what :meth:`read` returns (``S``: the requested size, or the
@@ -230,20 +275,9 @@ class FrameStore:
             DatasetError: the clip is not in the store, or its bytes do not match their
                 digest (a corrupt shard, named), or its shard is missing or truncated.
         """
-        try:
-            shard, position, expected = self._where[clip]
-        except KeyError:
-            raise DatasetError(f"clip {clip!r} is not in the frame store {self.path} "
-                               "(index.csv)") from None
-        stored = self._shard(shard)[position]
         size = self.meta["size"]
-        as_stored = stored.shape[1] == size or not enlarge
-        data = out if out is not None and as_stored else np.empty(stored.shape, stored.dtype)
-        np.copyto(data, stored)
-        if digest(data) != expected:
-            raise DatasetError(
-                f"shard {self.path / shard} is corrupt: clip {clip!r} (position {position}) "
-                f"does not match its XXH3 digest in index.csv; {_REBUILD}")
+        as_stored = self.meta["stored_size"] == size or not enlarge
+        data = self.read_stored(clip, out if as_stored else None)
         if as_stored:
             return data
         import cv2
@@ -256,21 +290,22 @@ class FrameStore:
         return out
 
 
-_STORES: dict[str, tuple[tuple[int, int], FrameStore]] = {}
+_STORES: dict[tuple[str, type], tuple[tuple[int, int], ShardStore]] = {}
 _STORES_LOCK = threading.Lock()
+S = TypeVar("S", bound=ShardStore)
 
 
-def open_store(path: str | Path) -> FrameStore:
-    """The process's :class:`FrameStore` of ``path``, opened once (anew when its
-    ``index.csv`` changed)."""
+def open_store(path: str | Path, kind: type[S] = FrameStore) -> S:  # type: ignore[assignment]
+    """The process's ``kind`` (a :class:`FrameStore` by default) of ``path``, opened once
+    (anew when its ``index.csv`` changed)."""
     path = Path(path).resolve()
     stat = (path / "index.csv").stat()
     version = (stat.st_mtime_ns, stat.st_size)
     with _STORES_LOCK:
-        known = _STORES.get(str(path))
+        known = _STORES.get((str(path), kind))
         if known is None or known[0] != version:  # a rewritten store replaces the old one
-            known = _STORES[str(path)] = (version, FrameStore(path))
-        return known[1]
+            known = _STORES[(str(path), kind)] = (version, kind(path))
+        return known[1]  # type: ignore[return-value]
 
 
 def read_clip(store: str | Path, clip: str, enlarge: bool = True) -> np.ndarray:
@@ -452,7 +487,13 @@ def _plan_units(entries: pd.DataFrame, clips_per_shard: int, fingerprint: dict[s
     return units
 
 
-def _failpoint() -> int | None:
+def failpoint() -> int | None:
+    """``$ACTIONREC_EXTRACT_FAILPOINT`` (tests): kill an extraction stage after this many
+    shards of this run are done; ``None`` when unset.
+
+    Raises:
+        ValueError: the value is not a count >= 1.
+    """
     value = os.environ.get(FAILPOINT_ENV)
     if value is None:
         return None
@@ -485,7 +526,7 @@ def _build_shards(units: list[tuple[str, str, pd.DataFrame]], trees: tuple[tuple
     if resumed:
         print(f"{desc}: resuming, {resumed} of {len(units)} shards already extracted "
               f"({work})")
-    kill_after = _failpoint()
+    kill_after = failpoint()
     for finished, built in enumerate(imap_progress(
             _extract_shard, pending, settings.workers, desc=desc, progress=progress,
             total=sum(len(p.clips) for p in pending), count=len, engine=settings.engine), 1):

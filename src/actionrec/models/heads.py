@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,10 @@ def storage_scale_log2(features: np.ndarray) -> int:
         values are zero.
     """
     rms = float(np.sqrt(np.mean(np.square(features, dtype=np.float64)))) if features.size else 0.0
+    return _scale_for_rms(rms)
+
+
+def _scale_for_rms(rms: float) -> int:
     if rms == 0.0 or not np.isfinite(rms):
         return 0
     return int(np.clip(round(-np.log2(rms)), -14, 24))
@@ -46,19 +51,53 @@ class FeatureStats:
 
 def feature_stats(features: np.ndarray, mask: np.ndarray) -> FeatureStats:
     """:class:`FeatureStats` of ``(N, T, D)`` float features over the frames where the
-    ``(N, T)`` bool ``mask`` is True (padded frames are left out).
+    ``(N, T)`` bool ``mask`` is True (padded frames are left out): :func:`streamed_feature_stats`
+    of one chunk.
 
     Raises:
         ValueError: ``mask`` selects no frame.
     """
-    valid = np.asarray(features, np.float64)[np.asarray(mask, bool)]
-    if not len(valid):
+    return streamed_feature_stats(lambda: [(features, mask)])
+
+
+def _running_sum(total: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``total + rows[0] + rows[1] + ...`` in that order (float64 ``(D,)``): NumPy sums an
+    ``(M, D)`` array over its first axis row after row, so a sum carried over chunks is the
+    whole array's sum, bit for bit."""
+    if total is None:
+        return rows.sum(axis=0)
+    return np.add.reduce(np.concatenate([total[None], rows]), axis=0)
+
+
+def streamed_feature_stats(chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+                           ) -> FeatureStats:
+    """:class:`FeatureStats` of features that come in chunks: ``chunks()`` yields ``(features
+    (n, T, D) float, mask (n, T) bool)`` pairs, the same ones each call, and is called twice
+    (the mean, then the variance about it: NumPy's two-pass ``var``), so memory holds one
+    chunk, not the split. The result equals the statistics of all chunks put together
+    (float64 sums in the same order); ``scale_log2`` is :func:`storage_scale_log2`'s.
+
+    Raises:
+        ValueError: no mask selects a frame.
+    """
+    total, squares, n = None, 0.0, 0
+    for features, mask in chunks():
+        valid = np.asarray(features, np.float64)[np.asarray(mask, bool)]
+        if len(valid):
+            total, n = _running_sum(total, valid), n + len(valid)
+            squares += float(np.square(valid).sum())
+    if total is None:
         raise ValueError("no valid frame to compute feature statistics from")
-    k = storage_scale_log2(valid)
-    scaled = valid * 2.0 ** k
-    variance = scaled.var(axis=0)
+    k = _scale_for_rms(float(np.sqrt(squares / total.size / n)))
+    mean = total * 2.0 ** k / n
+    spread = None
+    for features, mask in chunks():
+        valid = np.asarray(features, np.float64)[np.asarray(mask, bool)]
+        if len(valid):
+            spread = _running_sum(spread, np.square(valid * 2.0 ** k - mean))
+    variance = spread / n
     variance[variance < 1e-12] = 1.0  # constant on the training split: leave it alone
-    return FeatureStats(k, scaled.mean(axis=0), variance)
+    return FeatureStats(k, mean, variance)
 
 
 def build_recurrent_head(s: BackboneSettings, num_classes: int, sequence_length: int,

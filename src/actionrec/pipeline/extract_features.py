@@ -1,5 +1,6 @@
 """Stage ``extract_features@<arch>``: run an architecture's frozen ImageNet backbone once
-over every stored frame (float16 features + mask); nothing for a from-scratch model."""
+over every stored frame (a feature store of float16 shards, on ``frames.engine``); nothing
+for a from-scratch model."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def features(params: str, arch: str, frames: str, out: str) -> dict[str, Any]:
 
     print_runtime(f"extract_features@{arch}")
     meta = extract_features(arch, s, frames_dir(frames, s.image_size), out_dir,
-                            workers=cfg.train.loader_workers)
+                            readers=cfg.train.loader_workers, engine=cfg.frames.engine,
+                            workers=cfg.frames.workers)
     print(f"extract_features@{arch}: {meta['backbone']} features (D={meta['feature_dim']}) "
           f"in {out_dir}")
     return meta
