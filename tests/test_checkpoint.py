@@ -1,5 +1,7 @@
 """Exact resume (checkpoint.py): a training killed at any point of an epoch's commit ends
-bit for bit as an unbroken one, under TensorFlow and (``make test``'s second pass) JAX.
+bit for bit as an unbroken one, under TensorFlow and JAX (both in ``make test``'s main pass:
+the chain's processes name their backend, so the JAX pass, which the chain would otherwise
+lead by a minute, does not run it again).
 
 The training is the product's own: :func:`actionrec.training.recipe` (ReduceLROnPlateau,
 EarlyStopping with best weights, the EpochCheckpoint, SyncEpoch) and
@@ -8,7 +10,7 @@ that ``$ACTIONREC_FAILPOINT`` kills (SIGKILL) at a chosen step, not at a moment 
 picks: nothing here depends on timing. Each of those processes is forked from one that has
 imported Keras and actionrec and run nothing (:data:`ZYGOTE`, as multiprocessing's
 forkserver): a new process with nothing of the last one's but its files, without paying
-the 4-5 s of imports 15 times (131 s -> 27 s under TensorFlow here).
+the imports 15 times (what that saves: docs/benchmarks.md, "CI time").
 
 The model is small (dropout and Gaussian noise: random draws every step) and its
 validation labels are the training labels shifted by one class, so the validation loss
@@ -33,8 +35,6 @@ import pytest
 
 from actionrec import checkpoint
 from tests.helpers import command_env
-
-pytestmark = pytest.mark.backends
 
 #: One training process: ``python -c TRAIN <state dir> <result .npz>``.
 TRAIN = """
@@ -115,13 +115,14 @@ for line in sys.stdin:
 """
 
 
-@pytest.fixture(scope="module")
-def zygote(tmp_path_factory) -> Iterator[subprocess.Popen]:
-    """:data:`ZYGOTE`, started once for the module; under JAX with a persistent compilation
-    cache, so the processes after the first reuse its compiled steps (the same programs)."""
-    env = command_env({"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla")),
-                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"})
+@pytest.fixture(scope="module", params=["tensorflow", "jax"])
+def zygote(request) -> Iterator[subprocess.Popen]:
+    """:data:`ZYGOTE` under each Keras backend, started once for the module (under JAX its
+    children share the tests' persistent compilation cache, conftest.py's: the later ones
+    reuse the first one's compiled steps, the same programs)."""
+    if request.param == "jax":
+        pytest.importorskip("jax", reason="JAX is not installed (`pip install -e .[dev]`)")
+    env = command_env({"KERAS_BACKEND": request.param})
     env.pop(checkpoint.FAILPOINT_ENV, None)
     proc = subprocess.Popen([sys.executable, "-c", ZYGOTE, TRAIN], env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -5,7 +5,6 @@ engine against the local one: test_frames, which starts Ray once.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -108,54 +107,49 @@ def test_a_feature_shard_per_frame_shard_holds_the_feature_models_output(frame_s
         store.batch([row["clip"]], np.array([n]))
 
 
+#: The killed run, in a process of its own (the failpoint kills it with SIGKILL).
 SCRIPT = """
-import json, sys
+import sys
 from pathlib import Path
-import actionrec.features as features
+from actionrec.features import extract_features
 from actionrec.models.settings import InceptionV3GRUSettings
-computed = []
-raw = features._raw_features
-features._raw_features = lambda model, clips: computed.append(len(clips)) or raw(model, clips)
-settings = InceptionV3GRUSettings.model_validate_json(sys.argv[3])
-try:
-    features.extract_features("inceptionv3_gru", settings, Path(sys.argv[1]), Path(sys.argv[2]),
-                              progress=False)
-finally:
-    Path(sys.argv[2] + ".computed").write_text(json.dumps(computed))
+extract_features("inceptionv3_gru", InceptionV3GRUSettings.model_validate_json(sys.argv[3]),
+                 Path(sys.argv[1]), Path(sys.argv[2]), progress=False)
 """
 
 
 def test_a_killed_feature_extraction_resumes_without_its_finished_shards(frame_store, features,
-                                                                        tmp_path):
-    """Killed (SIGKILL) after its first finished shard, the rerun runs the backbone over the
-    other shards' clips only (and the first batch again, which sets the scale), and its store
-    equals an unbroken run's byte for byte."""
+                                                                        tmp_path, monkeypatch,
+                                                                        capsys):
+    """Killed (SIGKILL) after its first finished shard, the rerun (in this process) runs the
+    backbone over the other shards' clips only (and the first batch again, which sets the
+    scale), and its store equals an unbroken run's byte for byte."""
+    import actionrec.features as extraction
+
     frames, _ = frame_store
     index = pd.read_csv(frames / "index.csv")
-
-    def run(out: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if k != "ACTIONREC_EXTRACT_FAILPOINT"}
-        if failpoint:
-            env["ACTIONREC_EXTRACT_FAILPOINT"] = failpoint
-        return subprocess.run([sys.executable, "-c", SCRIPT, str(frames), out,
-                               _settings().model_dump_json()], env=env, capture_output=True,
-                              text=True, timeout=300)
-
-    out = str(tmp_path / "features")
-    killed = run(out, "1")
+    out = tmp_path / "features"
+    env = {**os.environ, "ACTIONREC_EXTRACT_FAILPOINT": "1"}
+    killed = subprocess.run([sys.executable, "-c", SCRIPT, str(frames), str(out),
+                             _settings().model_dump_json()], env=env, capture_output=True,
+                            text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr
     work = tmp_path / ".partial" / "features"
-    assert len(list(work.glob("*.json"))) == 1 and not (tmp_path / "features").exists()
-    resumed = run(out)
-    assert resumed.returncode == 0, resumed.stderr
+    assert len(list(work.glob("*.json"))) == 1 and not out.exists()
+
+    computed = []
+    raw = extraction._raw_features
+    monkeypatch.setattr(extraction, "_raw_features",
+                        lambda model, clips: computed.append(len(clips)) or raw(model, clips))
+    monkeypatch.delenv("ACTIONREC_EXTRACT_FAILPOINT", raising=False)
+    extraction.extract_features(ARCH, _settings(), frames, out, progress=False)
     n_shards = index["shard"].nunique()
-    assert f"resuming, 1 of {n_shards} shards already extracted" in resumed.stdout
+    assert f"resuming, 1 of {n_shards} shards already extracted" in capsys.readouterr().out
     first_shard = (index["shard"] == index["shard"].iloc[0]).sum()
-    computed = json.loads((tmp_path / "features.computed").read_text())
     assert sum(computed) == 2 + len(index) - first_shard  # the scale's batch, then the rest
-    a, b = tmp_path / "features", features[0]
+    unbroken = features[0]
     for name in ("index.csv", "meta.json"):
-        assert (a / name).read_text() == (b / name).read_text()
-    for shard in (b / "shards").iterdir():
-        assert (a / "shards" / shard.name).read_bytes() == shard.read_bytes()
+        assert (out / name).read_text() == (unbroken / name).read_text()
+    for shard in (unbroken / "shards").iterdir():
+        assert (out / "shards" / shard.name).read_bytes() == shard.read_bytes()
     assert not work.exists()

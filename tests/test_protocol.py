@@ -13,8 +13,9 @@ import yaml
 from actionrec.protocol import FIGURES, Planned, Result, champion, plan, render
 from tests.helpers import copy_project, run_cmd
 
-#: One architecture: each one more costs every experiment a training and an evaluation
-#: (~30 s); the ranking of several is the constructed test's.
+#: One architecture: each one more costs every experiment a training, an evaluation and
+#: their process starts (docs/benchmarks.md, "The protocol"); the ranking of several is
+#: the constructed test's.
 ARCHS = ["lrcn"]
 
 

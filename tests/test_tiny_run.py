@@ -65,8 +65,16 @@ def test_frozen_backbones_train_on_cached_features(tiny_run):
     repo = tiny_run
     for arch, dim in (("inceptionv3_gru", 2048), ("efficientnetb7_lstm", 2560),
                       ("vgg16_bilstm", 512)):
-        feats = np.load(repo / "data" / "features" / arch / "train.npy", mmap_mode="r")
-        assert feats.dtype == np.float16 and feats.shape[1:] == (8, dim)
+        store = repo / "data" / "features" / arch
+        index = pd.read_csv(store / "index.csv")
+        size = json.loads((store / "meta.json").read_text())["image_size"]
+        frames = pd.read_csv(repo / "data" / "frames" / str(size) / "index.csv")
+        assert index["clip"].tolist() == frames["clip"].tolist()
+        assert index["shard"].tolist() == frames["shard"].tolist()
+        for shard in index["shard"].unique():  # one feature shard per frame shard
+            feats = np.load(store / shard, mmap_mode="r")
+            assert feats.dtype == np.float16 and feats.shape == (
+                (index["shard"] == shard).sum(), 8, dim)
         meta = json.loads((repo / "models" / arch / "meta.json").read_text())
         assert meta["trained_on"] == "features"
     assert json.loads((repo / "data" / "features" / "lrcn" / "meta.json").read_text())[
