@@ -38,6 +38,7 @@ backbone again (benchmarks/train.py measures the speed-up).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -53,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from actionrec.data.frames import digest, failpoint, open_store
 from actionrec.errors import ConfigError
@@ -125,11 +127,12 @@ class _FeatureShard:
     readers: int  # reading threads ahead of the backbone
 
 
-def _extract_shard(task: _FeatureShard) -> tuple[str, list[dict[str, Any]]]:
+def _extract_shard(task: _FeatureShard, done: Callable[[int], Any] | None = None
+                   ) -> tuple[str, list[dict[str, Any]]]:
     """Compute one shard into ``<work>/<unit>.partial.npy`` (memory-mapped), rename it to
     ``<unit>.npy`` and save its rows (clip, position, xxh3) as ``<unit>.json``; returns the
     unit and the rows. Clips are read as stored, ``task.readers`` batches ahead of the
-    backbone."""
+    backbone; ``done(n)`` after each backbone call of ``n`` clips (a progress bar)."""
     model = feature_model(task.arch, task.settings)
     store = open_store(task.frame_store)
     t = store.meta["sequence_length"]
@@ -153,6 +156,8 @@ def _extract_shard(task: _FeatureShard) -> tuple[str, list[dict[str, Any]]]:
         valid = _valid(task.n_valid[start:start + len(clips)], t)
         feats[start:start + len(clips)] = np.where(valid[..., None], f * scale, 0).astype(
             np.float16)
+        if done is not None:
+            done(len(clips))
     rows = [{"clip": c, "position": i, "xxh3": digest(feats[i])}
             for i, c in enumerate(task.clips)]
     del feats  # unmapped, not msync-ed (as the frame store's shards)
@@ -280,13 +285,20 @@ def _run_shards(units: list[tuple[str, str, pd.DataFrame]], arch_name: str,
         print(f"{desc}: resuming, {len(units) - len(pending)} of {len(units)} shards already "
               f"extracted ({work})")
     kill_after = failpoint()
-    for finished, (unit, rows) in enumerate(imap_progress(
-            _extract_shard, pending, 1 if engine == "local" else workers, desc,
-            progress=progress, total=sum(len(p.clips) for p in pending),
-            count=lambda r: len(r[1]), engine=engine, actors=True), 1):
-        results[unit] = rows
-        if kill_after is not None and finished >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+    total = sum(len(p.clips) for p in pending)
+    if engine == "local":  # in this process: the bar moves with every backbone call
+        bar = tqdm(total=total, desc=desc, unit="clip", disable=not progress)
+        built = (_extract_shard(task, bar.update) for task in pending)
+    else:  # a bar that moves shard by shard, as the actors finish them
+        bar = contextlib.nullcontext()
+        built = imap_progress(_extract_shard, pending, workers, desc, progress=progress,
+                              total=total, count=lambda r: len(r[1]), engine=engine,
+                              actors=True)
+    with bar:
+        for finished, (unit, rows) in enumerate(built, 1):
+            results[unit] = rows
+            if kill_after is not None and finished >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
     return results
 
 

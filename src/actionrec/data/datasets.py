@@ -236,6 +236,6 @@ class FeatureSequence(ClipBatches):
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(features, mask)`` of every clip of the split (all processes' shares), in
         stored order, ``batch_size`` clips at a time (for
-        :func:`~actionrec.models.heads.feature_stats`)."""
+        :func:`~actionrec.models.heads.streamed_feature_stats`)."""
         for start in range(0, self.n, self.batch_size):
             yield self._load(np.arange(start, min(start + self.batch_size, self.n)))[0]
