@@ -89,8 +89,12 @@ _MODELS_LOCK = threading.Lock()
 
 def feature_model(arch_name: str, settings: BackboneSettings):
     """The architecture's feature model (:func:`~actionrec.models.heads.
-    backbone_feature_model`), built once per process and settings: a Ray actor keeps it
-    for every shard it is given."""
+    backbone_feature_model`: ``(N, H, W, 3)`` uint8 frames -> ``(N, D)`` float32), built
+    once per process and settings: a Ray actor keeps it for every shard it is given.
+
+    Raises:
+        ConfigError: the backbone's weights are unavailable.
+    """
     from actionrec.models.heads import backbone_feature_model
 
     key = (arch_name, settings.model_dump_json())
