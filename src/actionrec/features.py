@@ -39,11 +39,9 @@ backbone again (benchmarks/train.py measures the speed-up).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -56,9 +54,21 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from actionrec.data.frames import digest, failpoint, open_store
+from actionrec.data.frames import (
+    clear_stale,
+    code_digest,
+    digest,
+    finish_partial,
+    open_partial,
+    open_store,
+    remove_work,
+    unit_key,
+    until_failpoint,
+    valid_mask,
+    work_folder,
+)
 from actionrec.errors import ConfigError
-from actionrec.io import write_csv, write_json, writing
+from actionrec.io import write_csv, write_json
 from actionrec.models import get_architecture
 from actionrec.models.heads import storage_scale_log2
 from actionrec.models.settings import BackboneSettings
@@ -111,11 +121,6 @@ def _raw_features(model, clips: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(flat)).reshape(*clips.shape[:2], -1)
 
 
-def _valid(n_valid: np.ndarray, t: int) -> np.ndarray:
-    """``(B, T)`` bool: slot ``j`` of clip ``i`` holds a frame (``j < n_valid[i]``)."""
-    return np.arange(t)[None, :] < np.asarray(n_valid)[:, None]
-
-
 @dataclass(frozen=True)
 class _FeatureShard:
     """One feature shard to compute: the features of one frame shard's stored clips."""
@@ -143,11 +148,7 @@ def _extract_shard(task: _FeatureShard, done: Callable[[int], Any] | None = None
     per_call = max(1, task.settings.backbone.feature_batch_size // t)
     work = Path(task.work)
     partial = work / f"{task.unit}.partial.npy"
-    with writing(partial):  # a full disk or `ulimit -f`: one line naming the file
-        feats = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16,
-                                          shape=(len(task.clips), t, model.output_shape[-1]))
-        with open(partial, "r+b") as fh:  # the blocks now: no SIGBUS on a full disk later
-            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    feats = open_partial(partial, np.float16, (len(task.clips), t, model.output_shape[-1]))
     starts = range(0, len(task.clips), per_call)
 
     def read(k: int) -> np.ndarray:
@@ -157,16 +158,15 @@ def _extract_shard(task: _FeatureShard, done: Callable[[int], Any] | None = None
     scale = np.float32(2.0 ** task.scale_log2)
     for start, clips in zip(starts, _read_ahead(read, len(starts), task.readers), strict=True):
         f = _raw_features(model, clips)
-        valid = _valid(task.n_valid[start:start + len(clips)], t)
+        valid = valid_mask(task.n_valid[start:start + len(clips)], t)
         feats[start:start + len(clips)] = np.where(valid[..., None], f * scale, 0).astype(
             np.float16)
         if done is not None:
             done(len(clips))
     rows = [{"clip": c, "position": i, "xxh3": digest(feats[i])}
             for i, c in enumerate(task.clips)]
-    del feats  # unmapped, not msync-ed (as the frame store's shards)
-    with writing(partial):
-        os.replace(partial, work / f"{task.unit}.npy")
+    del feats  # unmapped, then renamed
+    finish_partial(partial)
     write_json(work / f"{task.unit}.json", rows)
     return task.unit, rows
 
@@ -176,10 +176,7 @@ def _code_digest() -> str:
     model, the backbones and their layers)."""
     from actionrec.models import backbones, heads, layers
 
-    h = hashlib.sha256()
-    for module_file in (__file__, heads.__file__, backbones.__file__, layers.__file__):
-        h.update(Path(module_file).read_bytes())
-    return h.hexdigest()
+    return code_digest(__file__, heads.__file__, backbones.__file__, layers.__file__)
 
 
 def _weights_identity(weights: str | None) -> Any:
@@ -191,16 +188,18 @@ def _weights_identity(weights: str | None) -> Any:
     return [weights, stat.st_size, stat.st_mtime_ns]
 
 
-def _first_scale(model, store_path: Path, index: pd.DataFrame, per_call: int, t: int) -> int:
+def _first_scale(model, store, per_call: int, t: int) -> int:
     """``scale_log2`` from the features of the training split's first batch (the first
-    split's when there is no training split), chosen before any shard is computed."""
+    split's when there is no training split) of the frame ``store``, chosen before any
+    shard is computed."""
+    index = store.index
     split = next((s for s in SPLITS if (index["split"] == s).any()), None)
     if split is None:
         return 0
     first = index[index["split"] == split].iloc[:per_call]
-    clips = np.stack([open_store(store_path).read(c, enlarge=False) for c in first["clip"]])
+    clips = np.stack([store.read(c, enlarge=False) for c in first["clip"]])
     f = _raw_features(model, clips)
-    return storage_scale_log2(f[_valid(first["n_valid"].to_numpy(), t)])
+    return storage_scale_log2(f[valid_mask(first["n_valid"].to_numpy(), t)])
 
 
 def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Path, out: Path,
@@ -243,17 +242,16 @@ def extract_features(arch_name: str, settings: BackboneSettings, frame_store: Pa
     t = store.meta["sequence_length"]
     index = store.index
     per_call = max(1, settings.backbone.feature_batch_size // t)
-    scale_log2 = _first_scale(model, frame_store, index, per_call, t)
+    scale_log2 = _first_scale(model, store, per_call, t)
     fingerprint = {"arch": arch_name, "image_size": settings.image_size,
                    "backbone": settings.backbone.model_dump(),
                    "weights": _weights_identity(settings.backbone.weights),
                    "scale_log2": scale_log2, "code": _code_digest()}
-    work = out.parent / ".partial" / out.name
+    work = work_folder(out)
     units = []  # (shard, unit, its rows of the index)
     for shard, rows in index.groupby("shard", sort=False):
-        key = hashlib.sha256(json.dumps({**fingerprint, "frames": rows[["clip", "n_valid", "xxh3"]]
-                                         .astype(str).values.tolist()}, sort_keys=True)
-                             .encode()).hexdigest()[:16]
+        key = unit_key({**fingerprint, "frames": rows[["clip", "n_valid", "xxh3"]]
+                        .astype(str).values.tolist()})
         units.append((shard, f"{Path(shard).stem}-{key}", rows))
     results = _run_shards(units, arch_name, settings, frame_store, work, scale_log2, readers,
                           engine, workers, progress, f"features {arch.backbone}")
@@ -270,11 +268,7 @@ def _run_shards(units: list[tuple[str, str, pd.DataFrame]], arch_name: str,
                 readers: int, engine: str, workers: int, progress: bool,
                 desc: str) -> dict[str, list[dict[str, Any]]]:
     """Every unit's shard in ``work`` (the finished ones reused); ``{unit: its rows}``."""
-    wanted = {unit for _, unit, _ in units}
-    work.mkdir(parents=True, exist_ok=True)
-    for stale in work.iterdir():  # other settings' shards, and unfinished ones
-        if stale.name.endswith(".partial.npy") or stale.name.split(".")[0] not in wanted:
-            stale.unlink()
+    clear_stale(work, {unit for _, unit, _ in units})
     results: dict[str, list[dict[str, Any]]] = {}
     pending = []
     for _, unit, rows in units:
@@ -288,7 +282,6 @@ def _run_shards(units: list[tuple[str, str, pd.DataFrame]], arch_name: str,
     if len(pending) < len(units):
         print(f"{desc}: resuming, {len(units) - len(pending)} of {len(units)} shards already "
               f"extracted ({work})")
-    kill_after = failpoint()
     total = sum(len(p.clips) for p in pending)
     if engine == "local":  # in this process: the bar moves with every backbone call
         bar = tqdm(total=total, desc=desc, unit="clip", disable=not progress)
@@ -299,10 +292,8 @@ def _run_shards(units: list[tuple[str, str, pd.DataFrame]], arch_name: str,
                               total=total, count=lambda r: len(r[1]), engine=engine,
                               actors=True)
     with bar:
-        for finished, (unit, rows) in enumerate(built, 1):
+        for unit, rows in until_failpoint(built):
             results[unit] = rows
-            if kill_after is not None and finished >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
     return results
 
 
@@ -322,6 +313,4 @@ def _publish(out: Path, units: list[tuple[str, str, pd.DataFrame]], work: Path,
         rows["shard"], rows["position"], rows["xxh3"] = zip(*(placed[c] for c in rows["clip"]),
                                                             strict=True)
     write_csv(out / "index.csv", rows)
-    shutil.rmtree(work, ignore_errors=True)
-    if work.parent.name == ".partial" and work.parent.is_dir() and not any(work.parent.iterdir()):
-        work.parent.rmdir()
+    remove_work(work)

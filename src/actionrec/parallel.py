@@ -166,9 +166,10 @@ def ray_map(fn: Callable[[T], R], items: list[T], workers: int = 0,
         ds = ray.data.from_items([{"item": pickle.dumps(i)} for i in items],
                                  override_num_blocks=len(items))
         if actors:
+            resources = ray.cluster_resources()
             size = resolve_workers(workers) if workers or not address else \
-                max(1, int(ray.cluster_resources().get("CPU", 1)))
-            gpus = int(ray.cluster_resources().get("GPU", 0))
+                max(1, int(resources.get("CPU", 1)))
+            gpus = int(resources.get("GPU", 0))
             mapped = ds.map(_RayCall, fn_constructor_args=(fn,), num_cpus=1,
                             num_gpus=1 if gpus else None, compute=ray.data.ActorPoolStrategy(
                                 size=min(size, len(items), gpus or size)))

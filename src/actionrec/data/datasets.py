@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from actionrec.data.frames import ShardStore, open_store
+from actionrec.data.frames import ShardStore, open_store, valid_mask
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -210,7 +210,7 @@ class FeatureStore(ShardStore):
         feats = stored.astype(np.float32)
         if self.meta.get("scale_log2", 0):
             feats *= np.float32(2.0 ** -self.meta["scale_log2"])
-        return feats, np.arange(t)[None, :] < np.asarray(n_valid)[:, None]
+        return feats, valid_mask(n_valid, t)
 
 
 class FeatureSequence(ClipBatches):

@@ -57,7 +57,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -119,7 +119,8 @@ def load_npy(path: str | Path) -> np.ndarray:
     """Read a ``.npy`` file written by :func:`save_npy` (no pickles), safe in threads.
 
     Returns:
-        The array, e.g. ``(N, T, D)`` float16 for a feature store split.
+        The array, e.g. one clip ``(T, s, s, 3)`` uint8 of the per-file layout that
+        benchmarks/frame_store.py measures shards against.
     """
     with open(path, "rb") as fh:
         shape, fortran_order, dtype = _read_header(fh)
@@ -293,6 +294,7 @@ class FrameStore(ShardStore):
 _STORES: dict[tuple[str, type], tuple[tuple[int, int], ShardStore]] = {}
 _STORES_LOCK = threading.Lock()
 S = TypeVar("S", bound=ShardStore)
+T = TypeVar("T")
 
 
 def open_store(path: str | Path, kind: type[S] = FrameStore) -> S:  # type: ignore[assignment]
@@ -390,6 +392,88 @@ def plan_stores(sizes: list[int], native: int,
     return plan
 
 
+def valid_mask(n_valid: np.ndarray, t: int) -> np.ndarray:
+    """``(B, T)`` bool: slot ``j`` of clip ``i`` holds a frame (``j < n_valid[i]``; the
+    index's ``n_valid``, ``(B,)`` int)."""
+    return np.arange(t)[None, :] < np.asarray(n_valid)[:, None]
+
+
+# The work folder of a sharded stage (extract_frames, extract_views, extract_features):
+# shards built one task each, a finished one reused by a rerun of the same work.
+
+def work_folder(out: Path) -> Path:
+    """``<out>/../.partial/<out name>``: where the stage writing ``out`` builds its shards;
+    not a DVC output, so ``dvc repro`` (which deletes ``out``) keeps it."""
+    return out.parent / ".partial" / out.name
+
+
+def unit_key(fingerprint: dict[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of ``fingerprint`` as key-sorted JSON: what names a unit
+    of work, so that a finished unit is reused only by the same work."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_digest(*module_files: str) -> str:
+    """SHA-256 (hex) of the given source files' bytes, in order: the code that decides a
+    stage's output bytes."""
+    h = hashlib.sha256()
+    for module_file in module_files:
+        h.update(Path(module_file).read_bytes())
+    return h.hexdigest()
+
+
+def clear_stale(work: Path, wanted: set[str]) -> None:
+    """Create ``work``; delete the files in it (any depth) of units not in ``wanted`` (other
+    settings' work) and every unfinished ``*.partial.npy``."""
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.rglob("*"):
+        if stale.is_file() and (stale.name.endswith(".partial.npy")
+                                or stale.name.split(".")[0] not in wanted):
+            stale.unlink()
+
+
+def open_partial(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
+    """A new ``.npy`` of ``shape`` and ``dtype`` at ``path`` (``<unit>.partial.npy``),
+    memory-mapped for writing in place, its blocks allocated now (a mapped page the disk has
+    no room for would be a SIGBUS later).
+
+    Raises:
+        OutputError: the file cannot be created or allocated (a full disk, ``ulimit -f``),
+            naming it.
+    """
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        with open(path, "r+b") as fh:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    return array
+
+
+def finish_partial(path: Path) -> None:
+    """Rename ``<unit>.partial.npy`` to ``<unit>.npy`` (its writer has dropped its memory
+    map; not msync-ed: the pages are the file's in the page cache, as :func:`save_npy`)."""
+    done = path.with_name(path.name.replace(".partial.npy", ".npy"))
+    with writing(done):
+        os.replace(path, done)
+
+
+def until_failpoint(results: Iterable[T]) -> Iterator[T]:
+    """``results`` as they come; with ``$ACTIONREC_EXTRACT_FAILPOINT=<k>`` (:func:`failpoint`)
+    this process is killed (SIGKILL) right after the ``k``-th."""
+    kill_after = failpoint()
+    for finished, result in enumerate(results, 1):
+        yield result
+        if kill_after is not None and finished >= kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_work(work: Path) -> None:
+    """Delete ``work`` (the store has taken its shards), and ``.partial`` when it is empty."""
+    shutil.rmtree(work, ignore_errors=True)
+    if work.parent.name == ".partial" and work.parent.is_dir() and not any(work.parent.iterdir()):
+        work.parent.rmdir()
+
+
 @dataclass(frozen=True)
 class _Shard:
     """One shard to build: its clips decoded in order into a slot each, in every tree."""
@@ -424,17 +508,9 @@ def _extract_shard(shard: _Shard) -> list[dict[str, Any]]:
     tree's memory-mapped ``<unit>.partial.npy``; then the files are renamed to
     ``<unit>.npy`` and the results saved as ``<unit>.json`` (the shard is done)."""
     s, work = shard.settings, Path(shard.work)
-    arrays = {}
-    for tree, side in shard.trees:
-        partial = work / str(tree) / f"{shard.unit}.partial.npy"
-        with writing(partial):  # a full disk or `ulimit -f`: one line naming the file
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            arrays[tree] = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8,
-                                                     shape=(len(shard.clips),
-                                                            s.sequence_length, side, side, 3))
-            # the blocks, now: a mapped page the disk has no room for is a SIGBUS later
-            with open(partial, "r+b") as fh:
-                os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    arrays = {tree: open_partial(work / str(tree) / f"{shard.unit}.partial.npy", np.uint8,
+                                 (len(shard.clips), s.sequence_length, side, side, 3))
+              for tree, side in shard.trees}
     results = []
     for position, row in enumerate(shard.clips):
         out = {**row, "unit": shard.unit, "position": position}
@@ -451,26 +527,21 @@ def _extract_shard(shard: _Shard) -> list[dict[str, Any]]:
         results.append({**out, "ok": True, "error": "", "n_valid": len(decoded),
                         "xxh3": digests, "clip": clip_key(row["split"], row["class_name"],
                                                         row["video"], row["view"])})
-    # unmapped, not msync-ed: the pages are the file's in the page cache (no fsync, as
-    # save_npy); msync per shard cost 7 % of the stage
+    # unmapped, not msync-ed (msync per shard cost 7 % of the stage)
     clip = None  # the last clip's view keeps its mapping open
     arrays.clear()
     for tree, _ in shard.trees:
-        done = work / str(tree) / f"{shard.unit}.npy"
-        with writing(done):
-            os.replace(done.with_name(f"{shard.unit}.partial.npy"), done)
+        finish_partial(work / str(tree) / f"{shard.unit}.partial.npy")
     write_json(work / f"{shard.unit}.json", results)
     return results
 
 
 def _code_digest() -> str:
-    """sha256 of the code that decides a stored clip's bytes (this module, video.py)."""
+    """:func:`code_digest` of the code that decides a stored clip's bytes (this module,
+    video.py)."""
     from actionrec.data import video
 
-    h = hashlib.sha256()
-    for module_file in (__file__, video.__file__):
-        h.update(Path(module_file).read_bytes())
-    return h.hexdigest()
+    return code_digest(__file__, video.__file__)
 
 
 def _plan_units(entries: pd.DataFrame, clips_per_shard: int, fingerprint: dict[str, Any]
@@ -480,9 +551,8 @@ def _plan_units(entries: pd.DataFrame, clips_per_shard: int, fingerprint: dict[s
     key with a digest of the fingerprint and its clips (path, frames, file size, view)."""
     units = []
     for split, k, chunk in _runs(entries, clips_per_shard):
-        key = hashlib.sha256(json.dumps({
-            **fingerprint, "clips": chunk[["path", "n_frames", "bytes", "view"]]
-            .astype(str).values.tolist()}, sort_keys=True).encode()).hexdigest()[:16]
+        key = unit_key({**fingerprint, "clips": chunk[["path", "n_frames", "bytes", "view"]]
+                        .astype(str).values.tolist()})
         units.append((shard_name(split, k), f"{split}-{k:05d}-{key}", chunk))
     return units
 
@@ -507,12 +577,7 @@ def _build_shards(units: list[tuple[str, str, pd.DataFrame]], trees: tuple[tuple
                   desc: str, progress: bool) -> tuple[list[dict[str, Any]], int]:
     """Every unit's shards in ``work``, on ``frames.engine`` (resuming the finished ones);
     returns the clips' results and how many units were already done."""
-    wanted = {unit for _, unit, _ in units}
-    work.mkdir(parents=True, exist_ok=True)
-    for stale in work.rglob("*"):  # other settings' shards, and unfinished ones
-        if stale.is_file() and (stale.name.endswith(".partial.npy")
-                                or stale.name.split(".")[0] not in wanted):
-            stale.unlink()
+    clear_stale(work, {unit for _, unit, _ in units})
     results: list[dict[str, Any]] = []
     pending: list[_Shard] = []
     for _, unit, chunk in units:
@@ -526,13 +591,10 @@ def _build_shards(units: list[tuple[str, str, pd.DataFrame]], trees: tuple[tuple
     if resumed:
         print(f"{desc}: resuming, {resumed} of {len(units)} shards already extracted "
               f"({work})")
-    kill_after = failpoint()
-    for finished, built in enumerate(imap_progress(
+    for built in until_failpoint(imap_progress(
             _extract_shard, pending, settings.workers, desc=desc, progress=progress,
-            total=sum(len(p.clips) for p in pending), count=len, engine=settings.engine), 1):
+            total=sum(len(p.clips) for p in pending), count=len, engine=settings.engine)):
         results += built
-        if kill_after is not None and finished >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
     return results, resumed
 
 
@@ -589,7 +651,7 @@ def extract_frames(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[s
     fingerprint = {"trees": trees, "views": views, "code": _code_digest(),
                    "frames": settings.clip_settings(), "clips_per_shard": settings.clips_per_shard}
     units = _plan_units(entries_df, settings.clips_per_shard, fingerprint)
-    work = out.parent / ".partial" / out.name
+    work = work_folder(out)
     built, resumed = _build_shards(
         units, trees, settings, video_root, work, views,
         "extract frames" if view_numbers == (0,) else "extract views", progress)
@@ -655,9 +717,7 @@ def _publish(out: Path, plan: dict[int, tuple[int, int]],
             "clips_per_shard": settings.clips_per_shard,
             **({"views": views} if stored_views else {}),
         })
-    shutil.rmtree(work, ignore_errors=True)
-    if work.parent.name == ".partial" and work.parent.is_dir() and not any(work.parent.iterdir()):
-        work.parent.rmdir()
+    remove_work(work)
 
 
 def extract_views(manifest: pd.DataFrame, probed: pd.DataFrame, classes: list[str],
